@@ -1,0 +1,21 @@
+from typing import Any
+
+from django.apps import AppConfig
+
+
+def _count_task_run(sender: Any = None, state: str | None = None, **kwargs: Any) -> None:
+    from monitoring import metrics
+
+    name = getattr(sender, "name", "unknown")
+    metrics.task_runs_total.labels(name, "success" if state == "SUCCESS" else "failure").inc()
+
+
+class MonitoringConfig(AppConfig):
+    name = "monitoring"
+    verbose_name = "Monitoring"
+
+    def ready(self) -> None:
+        from celery.signals import task_postrun
+
+        # Every task's outcome lands in /metrics without each task counting itself.
+        task_postrun.connect(_count_task_run, weak=False, dispatch_uid="monitoring.task_runs")

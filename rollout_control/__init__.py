@@ -1,0 +1,3 @@
+from rollout_control.celery import app as celery_app
+
+__all__ = ["celery_app"]

@@ -1,0 +1,91 @@
+"""The one error shape for the API: {"error": {"code", "message", "fields"}}."""
+
+import logging
+from typing import Any
+
+from django.db import InterfaceError, OperationalError
+from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.views import defaults
+from rest_framework import exceptions, status
+from rest_framework.response import Response
+from rest_framework.views import exception_handler
+
+from rollout_control.core.exceptions import DomainError
+
+logger = logging.getLogger(__name__)
+
+
+def error_body(
+    code: str, message: str, fields: dict[str, list[str]] | None = None
+) -> dict[str, Any]:
+    return {"error": {"code": code, "message": message, "fields": fields or {}}}
+
+
+def _flatten(detail: Any, prefix: str = "") -> dict[str, list[str]]:
+    """Turns DRF's nested error detail into {"field.sub": ["message", ...]}."""
+    if isinstance(detail, dict):
+        out: dict[str, list[str]] = {}
+        for key, value in detail.items():
+            name = f"{prefix}.{key}" if prefix else str(key)
+            out.update(_flatten(value, name))
+        return out
+    if isinstance(detail, list):
+        if all(not isinstance(item, dict | list) for item in detail):
+            return {prefix or "non_field_errors": [str(item) for item in detail]}
+        out = {}
+        for index, item in enumerate(detail):
+            if item:
+                out.update(_flatten(item, f"{prefix}[{index}]" if prefix else f"[{index}]"))
+        return out
+    return {prefix or "non_field_errors": [str(detail)]}
+
+
+def _validation_response(exc: exceptions.ValidationError) -> Response:
+    fields = _flatten(exc.detail)
+    first_field, messages = next(iter(fields.items()), ("", ["Invalid input."]))
+    message = messages[0] if first_field == "non_field_errors" else f"{first_field}: {messages[0]}"
+    return Response(error_body("invalid", message, fields), status=status.HTTP_400_BAD_REQUEST)
+
+
+def api_exception_handler(exc: Exception, context: dict[str, Any]) -> Response | None:
+    if isinstance(exc, DomainError):
+        fields = {exc.field: [exc.message]} if exc.field else {}
+        return Response(error_body(exc.code, exc.message, fields), status=exc.status_code)
+    if isinstance(exc, OperationalError | InterfaceError):
+        logger.error("database unavailable: %s", exc)
+        return Response(
+            error_body("unavailable", "The database is unavailable; try again shortly."),
+            status=status.HTTP_503_SERVICE_UNAVAILABLE,
+            headers={"Retry-After": "5"},
+        )
+    if isinstance(exc, exceptions.ValidationError):
+        return _validation_response(exc)
+    response = exception_handler(exc, context)
+    if response is None:
+        return None
+    detail = exc.detail if isinstance(exc, exceptions.APIException) else str(exc)
+    code = exc.get_codes() if isinstance(exc, exceptions.APIException) else "error"
+    if not isinstance(code, str):
+        code = "error"
+    message = detail if isinstance(detail, str) else "Request failed."
+    response.data = error_body(code, str(message))
+    return response
+
+
+def _wants_json(request: HttpRequest) -> bool:
+    return request.path.startswith(("/api/", "/ofrep/"))
+
+
+def not_found(request: HttpRequest, exception: Exception | None = None) -> HttpResponse:
+    if _wants_json(request):
+        return JsonResponse(
+            error_body("not_found", f"No such resource: {request.path}"), status=404
+        )
+    return defaults.page_not_found(request, exception)
+
+
+def server_error(request: HttpRequest) -> HttpResponse:
+    if _wants_json(request):
+        body = error_body("server_error", "Internal error; it has been logged.")
+        return JsonResponse(body, status=500)
+    return defaults.server_error(request)

@@ -1,0 +1,26 @@
+"""Domain errors. Each app subclasses DomainError; the API maps them to the documented shape."""
+
+
+class DomainError(Exception):
+    status_code = 400
+    code = "invalid"
+
+    def __init__(self, message: str, *, field: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.field = field
+
+
+class Conflict(DomainError):
+    status_code = 409
+    code = "conflict"
+
+
+class PreconditionFailed(DomainError):
+    status_code = 412
+    code = "precondition_failed"
+
+
+class NotFound(DomainError):
+    status_code = 404
+    code = "not_found"

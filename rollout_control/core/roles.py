@@ -1,0 +1,20 @@
+"""Dashboard roles are Django groups, created by a data migration."""
+
+from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
+
+RELEASE_MANAGER = "release_manager"
+SUPPORT = "support"
+ROLES = (RELEASE_MANAGER, SUPPORT)
+
+
+def user_has_role(user: AbstractBaseUser | AnonymousUser | None, role: str) -> bool:
+    if user is None or not user.is_authenticated or not user.is_active:
+        return False
+    if user.is_superuser:
+        return True
+    # Cached on the user object: one query per request at most.
+    names = getattr(user, "_role_names", None)
+    if names is None:
+        names = frozenset(user.groups.values_list("name", flat=True))
+        user._role_names = names
+    return role in names

@@ -1,0 +1,114 @@
+import secrets
+from datetime import datetime, timedelta
+from typing import Any
+
+from django.contrib.auth.models import AbstractBaseUser
+from django.db import transaction
+from django.db.models import Model
+from django.utils import timezone
+
+from rollout_control.core.actors import Actor
+from rollout_control.core.context import current_task_id, request_id_var
+from rollout_control.core.models import ApiToken, AuditEntry
+from rollout_control.core.selectors import token_hash
+
+TOKEN_PREFIX = "rc_"  # noqa: S105 (a label, not a secret)
+LAST_USED_RESOLUTION = timedelta(minutes=1)
+
+
+def audit_record(
+    *,
+    actor: Actor,
+    action: str,
+    obj: Model | None = None,
+    object_type: str = "",
+    object_id: str = "",
+    object_repr: str = "",
+    before: Any = None,
+    after: Any = None,
+    reason: str = "",
+) -> AuditEntry:
+    """The one way to write the audit log; every service that changes data calls it once."""
+    if obj is not None:
+        object_type = object_type or obj._meta.label_lower
+        object_id = object_id or str(obj.pk)
+        object_repr = object_repr or str(obj)[:200]
+    return AuditEntry.objects.create(
+        actor_type=actor.type,
+        actor_user_id=actor.user_id,
+        actor_token_id=actor.token_id,
+        actor_label=actor.label[:150],
+        action=action,
+        object_type=object_type,
+        object_id=object_id,
+        object_repr=object_repr[:200],
+        before=before,
+        after=after,
+        reason=reason,
+        request_id=request_id_var.get(),
+        task_id=current_task_id(),
+    )
+
+
+def _token_state(token: ApiToken) -> dict[str, Any]:
+    return {
+        "name": token.name,
+        "scope": token.scope,
+        "prefix": token.prefix,
+        "user": token.user.get_username() if token.user else None,
+        "expires_at": token.expires_at.isoformat() if token.expires_at else None,
+        "revoked_at": token.revoked_at.isoformat() if token.revoked_at else None,
+    }
+
+
+def api_token_create(
+    *,
+    name: str,
+    scope: str,
+    actor: Actor,
+    user: AbstractBaseUser | None = None,
+    expires_at: datetime | None = None,
+) -> tuple[ApiToken, str]:
+    """Creates a token and returns it with its secret, never stored and never shown again."""
+    if scope not in ApiToken.Scope.values:
+        raise ValueError(f"scope must be one of {', '.join(ApiToken.Scope.values)}")
+    raw = TOKEN_PREFIX + secrets.token_urlsafe(32)  # 32 bytes = 256 bits
+    with transaction.atomic():
+        token = ApiToken.objects.create(
+            name=name,
+            scope=scope,
+            user=user,
+            expires_at=expires_at,
+            key_hash=token_hash(raw),
+            prefix=raw[: len(TOKEN_PREFIX) + 6],
+        )
+        audit_record(actor=actor, action="api_token.create", obj=token, after=_token_state(token))
+    return token, raw
+
+
+def api_token_revoke(*, token: ApiToken, actor: Actor) -> ApiToken:
+    with transaction.atomic():
+        token = ApiToken.objects.select_for_update().get(pk=token.pk)
+        if token.revoked_at is not None:
+            return token
+        before = _token_state(token)
+        token.revoked_at = timezone.now()
+        token.save(update_fields=["revoked_at"])
+        audit_record(
+            actor=actor,
+            action="api_token.revoke",
+            obj=token,
+            before=before,
+            after=_token_state(token),
+        )
+    return token
+
+
+def api_token_touch(*, token: ApiToken) -> None:
+    """Records use at one-minute resolution; a conditional update keeps it to one write a minute."""
+    now = timezone.now()
+    if token.last_used_at and now - token.last_used_at < LAST_USED_RESOLUTION:
+        return
+    ApiToken.objects.filter(pk=token.pk).exclude(
+        last_used_at__gt=now - LAST_USED_RESOLUTION
+    ).update(last_used_at=now)

@@ -1,0 +1,52 @@
+import secrets
+
+from django.contrib.auth import get_user_model
+from django.contrib.auth.models import Group
+from django.core.management.base import BaseCommand
+from django.db import transaction
+
+from rollout_control.core.actors import Actor
+from rollout_control.core.models import ApiToken
+from rollout_control.core.roles import RELEASE_MANAGER, SUPPORT
+from rollout_control.core.services import api_token_create
+
+DEMO_USERS = (
+    # username, role, is_superuser
+    ("admin", RELEASE_MANAGER, True),
+    ("manager", RELEASE_MANAGER, False),
+    ("support", SUPPORT, False),
+)
+
+
+class Command(BaseCommand):
+    help = "Loads the demo (users, tokens and every app's demo data) and prints the logins."
+
+    def handle(self, *args: object, **options: object) -> None:
+        logins = []
+        with transaction.atomic():
+            for username, role, is_superuser in DEMO_USERS:
+                password = secrets.token_urlsafe(9)
+                user, _ = get_user_model().objects.get_or_create(username=username)
+                user.is_staff = True
+                user.is_superuser = is_superuser
+                user.set_password(password)
+                user.save()
+                user.groups.add(Group.objects.get(name=role))
+                logins.append((username, password, "superuser" if is_superuser else role))
+            actor = Actor.system("manage.py load_demo")
+            ApiToken.objects.filter(name__startswith="demo-", revoked_at__isnull=True).delete()
+            _, client_token = api_token_create(name="demo-client", scope="client", actor=actor)
+            _, admin_token = api_token_create(
+                name="demo-admin",
+                scope="admin",
+                actor=actor,
+                user=get_user_model().objects.get(username="manager"),
+            )
+        self.stdout.write("")
+        self.stdout.write("=" * 64)
+        self.stdout.write("Demo logins (passwords are new on every start):")
+        for username, password, role in logins:
+            self.stdout.write(f"  {username:<8} {password:<14} {role}")
+        self.stdout.write(f"  client API token: {client_token}")
+        self.stdout.write(f"  admin API token:  {admin_token}")
+        self.stdout.write("=" * 64)

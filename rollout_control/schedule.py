@@ -1,0 +1,30 @@
+"""The periodic schedule, defined once. Beat's database scheduler installs missing entries at
+start-up (and `manage.py install_schedule` does so without beat), after which they are edited in
+the admin (Periodic tasks): an edit there survives restarts.
+"""
+
+from celery import Celery
+
+HEARTBEAT_INTERVAL_SECONDS = 60.0
+
+BEAT_SCHEDULE: dict[str, dict[str, object]] = {
+    "scheduler heartbeat": {
+        "task": "monitoring.tasks.heartbeat",
+        "schedule": HEARTBEAT_INTERVAL_SECONDS,
+        "options": {"expires": HEARTBEAT_INTERVAL_SECONDS},
+    },
+}
+
+
+def install_periodic_tasks(app: Celery, schedule: dict[str, dict[str, object]]) -> list[str]:
+    """Creates the entries the database lacks and leaves existing (maybe edited) ones alone."""
+    from django_celery_beat.models import PeriodicTask
+    from django_celery_beat.schedulers import ModelEntry
+
+    existing = set(PeriodicTask.objects.filter(name__in=schedule).values_list("name", flat=True))
+    created = []
+    for name, entry in schedule.items():
+        if name not in existing:
+            ModelEntry.from_entry(name, app=app, **entry)
+            created.append(name)
+    return created

@@ -1,0 +1,56 @@
+import pytest
+from django.contrib.auth import get_user_model
+from django.contrib.auth.models import Group
+from rest_framework.test import APIClient
+
+from rollout_control.core.actors import Actor
+from rollout_control.core.roles import RELEASE_MANAGER, SUPPORT
+from rollout_control.core.services import api_token_create
+
+
+def _user(username: str, role: str | None) -> object:
+    user = get_user_model().objects.create_user(username=username, password="pw-" + username)
+    if role:
+        user.groups.add(Group.objects.get(name=role))
+    return user
+
+
+@pytest.fixture
+def release_manager(db: None) -> object:
+    return _user("rita", RELEASE_MANAGER)
+
+
+@pytest.fixture
+def support_user(db: None) -> object:
+    return _user("sam", SUPPORT)
+
+
+@pytest.fixture
+def client_token(db: None) -> str:
+    return api_token_create(name="app", scope="client", actor=Actor.system())[1]
+
+
+@pytest.fixture
+def admin_token(db: None, release_manager: object) -> str:
+    return api_token_create(name="ops", scope="admin", user=release_manager, actor=Actor.system())[
+        1
+    ]
+
+
+@pytest.fixture
+def api() -> APIClient:
+    return APIClient()
+
+
+@pytest.fixture
+def client_api(client_token: str) -> APIClient:
+    client = APIClient()
+    client.credentials(HTTP_AUTHORIZATION=f"Bearer {client_token}")
+    return client
+
+
+@pytest.fixture
+def admin_api(admin_token: str) -> APIClient:
+    client = APIClient()
+    client.credentials(HTTP_AUTHORIZATION=f"Bearer {admin_token}")
+    return client

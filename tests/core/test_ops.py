@@ -1,0 +1,109 @@
+import ipaddress
+
+import pytest
+from django.test import Client, override_settings
+from prometheus_client import REGISTRY
+
+pytestmark = pytest.mark.django_db
+
+
+def test_healthz__process_running__200(client: Client) -> None:
+    assert client.get("/healthz").json() == {"status": "ok"}
+
+
+def test_readyz__database_and_broker_up__200(client: Client) -> None:
+    response = client.get("/readyz")
+    assert response.status_code == 200
+    assert response.json()["checks"] == {"database": "ok", "broker": "ok"}
+
+
+@override_settings(CELERY_BROKER_URL="redis://127.0.0.1:1/0")
+def test_readyz__broker_on_closed_port__503_naming_broker(client: Client) -> None:
+    response = client.get("/readyz")
+    assert response.status_code == 503
+    body = response.json()
+    assert body["failed"] == ["broker"]
+    assert body["checks"]["database"] == "ok"
+    assert body["checks"]["broker"].startswith("error:")
+
+
+def test_metrics__from_loopback__served(client: Client) -> None:
+    client.get("/healthz")
+    response = client.get("/metrics", REMOTE_ADDR="127.0.0.1")
+    assert response.status_code == 200
+    assert b"rollout_control_http_requests_total" in response.content
+
+
+def test_metrics__from_outside__403(client: Client) -> None:
+    assert client.get("/metrics", REMOTE_ADDR="203.0.113.7").status_code == 403
+
+
+@override_settings(METRICS_ALLOWED_CIDRS=[ipaddress.ip_network("10.0.0.0/8")])
+def test_metrics__from_allowed_network__served(client: Client) -> None:
+    assert client.get("/metrics", REMOTE_ADDR="10.1.2.3").status_code == 200
+    assert client.get("/metrics", REMOTE_ADDR="11.1.2.3").status_code == 403
+
+
+@override_settings(METRICS_TOKEN="s3cret-metrics")
+def test_metrics__with_metrics_token__served(client: Client) -> None:
+    ok = client.get(
+        "/metrics", REMOTE_ADDR="203.0.113.7", HTTP_AUTHORIZATION="Bearer s3cret-metrics"
+    )
+    bad = client.get("/metrics", REMOTE_ADDR="203.0.113.7", HTTP_AUTHORIZATION="Bearer wrong")
+    assert (ok.status_code, bad.status_code) == (200, 403)
+
+
+def test_metrics__counts_requests_by_view(client: Client) -> None:
+    labels = {"view": "healthz", "method": "GET", "status": "200"}
+    before = REGISTRY.get_sample_value("rollout_control_http_requests_total", labels) or 0
+    for _ in range(3):
+        client.get("/healthz")
+    assert REGISTRY.get_sample_value("rollout_control_http_requests_total", labels) == before + 3
+
+
+def test_api_unknown_path__json_404(client: Client) -> None:
+    response = client.get("/api/v1/no-such-thing/")
+    assert response.status_code == 404
+    assert response.json()["error"]["code"] == "not_found"
+
+
+def test_schema_and_docs__served(client: Client) -> None:
+    schema = client.get("/api/schema/", HTTP_ACCEPT="application/vnd.oai.openapi+json")
+    assert schema.status_code == 200
+    assert "/api/v1/tokens/" in schema.json()["paths"]
+    assert "apiToken" in schema.json()["components"]["securitySchemes"]
+    docs = client.get("/api/docs/")
+    assert docs.status_code == 200
+    assert b"swagger-ui" in docs.content
+    assert b"cdn.jsdelivr" not in docs.content  # served from our own static files
+
+
+def test_roles__created_by_migration() -> None:
+    from django.contrib.auth.models import Group
+
+    assert set(Group.objects.values_list("name", flat=True)) >= {"release_manager", "support"}
+
+
+def test_dashboard__anonymous__redirected_to_login(client: Client) -> None:
+    response = client.get("/")
+    assert response.status_code == 302
+    assert response["Location"].startswith("/accounts/login/")
+
+
+def test_login__repeated_failures__locked_out_and_logged(
+    client: Client, release_manager: object, caplog: pytest.LogCaptureFixture
+) -> None:
+    for _ in range(5):
+        client.post("/accounts/login/", {"username": "rita", "password": "wrong"})
+    response = client.post("/accounts/login/", {"username": "rita", "password": "pw-rita"})
+    assert response.status_code == 429
+    assert "_auth_user_id" not in client.session
+    assert any("Locking out" in record.getMessage() for record in caplog.records)
+
+
+def test_login__right_password__reaches_home(client: Client, release_manager: object) -> None:
+    response = client.post(
+        "/accounts/login/", {"username": "rita", "password": "pw-rita"}, follow=True
+    )
+    assert response.status_code == 200
+    assert b"release manager" in response.content

@@ -1,0 +1,15 @@
+"""Settings for the test suite: development mode on the real local PostgreSQL and Redis.
+
+Every default can be overridden from the environment (scripts/test exports the same ones).
+"""
+
+import os
+
+os.environ.setdefault("ROLLOUT_MODE", "development")
+os.environ.setdefault("DATABASE_URL", "postgres://postgres@127.0.0.1:5432/rollout_control")
+os.environ.setdefault("REDIS_URL", "redis://127.0.0.1:6379/1")
+
+from rollout_control.settings import *  # noqa: F403
+
+# Hashing passwords slowly buys nothing in tests.
+PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
