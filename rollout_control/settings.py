@@ -307,3 +307,6 @@ LOGGING = {
         "django.request": {"level": "ERROR"},
     },
 }
+
+# Each process polls the config version from a background thread (see core/snapshots.py).
+SNAPSHOT_POLLER_THREAD = env_bool("SNAPSHOT_POLLER_THREAD", True)

@@ -1,3 +1,5 @@
+from collections.abc import Iterator
+
 import pytest
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Group
@@ -6,6 +8,7 @@ from rest_framework.test import APIClient
 from rollout_control.core.actors import Actor
 from rollout_control.core.roles import RELEASE_MANAGER, SUPPORT
 from rollout_control.core.services import api_token_create
+from rollout_control.core.snapshots import store
 
 
 def _user(username: str, role: str | None) -> object:
@@ -54,3 +57,11 @@ def admin_api(admin_token: str) -> APIClient:
     client = APIClient()
     client.credentials(HTTP_AUTHORIZATION=f"Bearer {admin_token}")
     return client
+
+
+@pytest.fixture(autouse=True)
+def _fresh_snapshots() -> Iterator[None]:
+    """Each test's database starts over, so must each process-level snapshot."""
+    store.reset()
+    yield
+    store.reset()

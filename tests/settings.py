@@ -13,3 +13,6 @@ from rollout_control.settings import *  # noqa: F403
 
 # Hashing passwords slowly buys nothing in tests.
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+
+# Test transactions are invisible to a second connection, so snapshots refresh inline instead.
+SNAPSHOT_POLLER_THREAD = False

@@ -1,10 +1,17 @@
 """Who made a change: a dashboard user, an API token, or the system (beat, a task, a command)."""
 
 from dataclasses import dataclass
+from typing import Protocol
 
 from django.http import HttpRequest
 
-from rollout_control.core.models import ApiToken, AuditEntry
+from rollout_control.core.models import AuditEntry
+
+
+class TokenLike(Protocol):
+    pk: int
+    name: str
+    user_id: int | None
 
 
 @dataclass(frozen=True, slots=True)
@@ -23,7 +30,7 @@ class Actor:
         return cls(type=AuditEntry.ActorType.USER, label=user.get_username(), user_id=user.pk)
 
     @classmethod
-    def for_token(cls, token: ApiToken) -> "Actor":
+    def for_token(cls, token: TokenLike) -> "Actor":
         # A token tied to a user acts for that user, but the entry still names the token.
         return cls(
             type=AuditEntry.ActorType.TOKEN,
@@ -34,8 +41,10 @@ class Actor:
 
     @classmethod
     def from_request(cls, request: HttpRequest) -> "Actor":
+        from rollout_control.core.tokens import TokenSnap
+
         auth = getattr(request, "auth", None)
-        if isinstance(auth, ApiToken):
+        if isinstance(auth, TokenSnap):
             return cls.for_token(auth)
         user = getattr(request, "user", None)
         if user is not None and user.is_authenticated:

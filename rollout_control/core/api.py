@@ -16,6 +16,7 @@ from rollout_control.core.serializers import (
     WhoAmIOutput,
 )
 from rollout_control.core.services import api_token_create, api_token_revoke
+from rollout_control.core.tokens import TokenSnap
 
 
 class WhoAmIView(APIView):
@@ -23,7 +24,7 @@ class WhoAmIView(APIView):
 
     @extend_schema(responses={200: WhoAmIOutput}, summary="Who the credentials belong to")
     def get(self, request: Request) -> Response:
-        token = request.auth if isinstance(request.auth, ApiToken) else None
+        token = request.auth if isinstance(request.auth, TokenSnap) else None
         user = request.user if request.user.is_authenticated else None
         body = {
             "kind": "token" if token else "user",

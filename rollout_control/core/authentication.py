@@ -1,14 +1,14 @@
 import logging
 
+from django.contrib.auth import get_user_model
 from django.contrib.auth.models import AnonymousUser
 from django.http import HttpRequest
+from django.utils.functional import SimpleLazyObject
 from drf_spectacular.extensions import OpenApiAuthenticationExtension
 from rest_framework import authentication, exceptions
 
 from rollout_control.core import metrics
-from rollout_control.core.models import ApiToken
-from rollout_control.core.selectors import api_token_get_usable
-from rollout_control.core.services import api_token_touch
+from rollout_control.core.tokens import TokenSnap, token_lookup
 
 logger = logging.getLogger(__name__)
 
@@ -24,19 +24,29 @@ def raw_token_from(request: HttpRequest) -> str | None:
     return api_key or None
 
 
+def _user_for(token: TokenSnap) -> object:
+    """The user a token acts for, loaded only if something asks (no SQL on evaluation paths)."""
+    if token.user_id is None:
+        return AnonymousUser()
+
+    def load() -> object:
+        user = get_user_model().objects.filter(pk=token.user_id, is_active=True).first()
+        return user or AnonymousUser()
+
+    return SimpleLazyObject(load)
+
+
 class ApiTokenAuthentication(authentication.BaseAuthentication):
-    def authenticate(self, request: HttpRequest) -> tuple[object, ApiToken] | None:
+    def authenticate(self, request: HttpRequest) -> tuple[object, TokenSnap] | None:
         raw = raw_token_from(request)
         if raw is None:
             return None
-        token = api_token_get_usable(raw=raw)
+        token = token_lookup(raw)
         if token is None:
             metrics.auth_failures_total.labels("bad_token").inc()
             logger.warning("rejected API token (unknown, expired or revoked) for %s", request.path)
             raise exceptions.AuthenticationFailed("Invalid, expired or revoked API token.")
-        api_token_touch(token=token)
-        user = token.user if token.user_id and token.user.is_active else AnonymousUser()
-        return user, token
+        return _user_for(token), token
 
     def authenticate_header(self, request: HttpRequest) -> str:
         # Makes DRF answer 401 (not 403) when credentials are missing or wrong.

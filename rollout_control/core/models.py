@@ -91,3 +91,14 @@ class AuditEntry(models.Model):
     def __str__(self) -> str:
         when = f"{self.created_at:%Y-%m-%d %H:%M:%S}"
         return f"{when} {self.actor_label} {self.action} {self.object_repr}"
+
+
+class ConfigVersion(models.Model):
+    """A single counter, bumped in the same transaction as any change to what processes cache
+    in memory (flags, cohorts, tokens). Each process polls it to know when to rebuild."""
+
+    version = models.BigIntegerField(default=0)
+    changed_at = models.DateTimeField(default=timezone.now)
+
+    def __str__(self) -> str:
+        return f"config version {self.version}"

@@ -7,14 +7,14 @@ from rest_framework.permissions import BasePermission
 from rest_framework.request import Request
 
 from rollout_control.core import metrics
-from rollout_control.core.models import ApiToken
 from rollout_control.core.roles import RELEASE_MANAGER, SUPPORT, user_has_role
+from rollout_control.core.tokens import TokenSnap
 
 logger = logging.getLogger(__name__)
 
 
-def _token(request: Request) -> ApiToken | None:
-    return request.auth if isinstance(request.auth, ApiToken) else None
+def _token(request: Request) -> TokenSnap | None:
+    return request.auth if isinstance(request.auth, TokenSnap) else None
 
 
 class _LoggedPermission(BasePermission):

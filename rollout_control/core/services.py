@@ -1,19 +1,19 @@
 import secrets
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any
 
 from django.contrib.auth.models import AbstractBaseUser
 from django.db import transaction
-from django.db.models import Model
+from django.db.models import F, Model
 from django.utils import timezone
 
 from rollout_control.core.actors import Actor
 from rollout_control.core.context import current_task_id, request_id_var
-from rollout_control.core.models import ApiToken, AuditEntry
+from rollout_control.core.models import ApiToken, AuditEntry, ConfigVersion
 from rollout_control.core.selectors import token_hash
+from rollout_control.core.snapshots import store
 
 TOKEN_PREFIX = "rc_"  # noqa: S105 (a label, not a secret)
-LAST_USED_RESOLUTION = timedelta(minutes=1)
 
 
 def audit_record(
@@ -83,6 +83,7 @@ def api_token_create(
             prefix=raw[: len(TOKEN_PREFIX) + 6],
         )
         audit_record(actor=actor, action="api_token.create", obj=token, after=_token_state(token))
+        config_version_bump()
     return token, raw
 
 
@@ -101,14 +102,16 @@ def api_token_revoke(*, token: ApiToken, actor: Actor) -> ApiToken:
             before=before,
             after=_token_state(token),
         )
+        config_version_bump()
     return token
 
 
-def api_token_touch(*, token: ApiToken) -> None:
-    """Records use at one-minute resolution; a conditional update keeps it to one write a minute."""
-    now = timezone.now()
-    if token.last_used_at and now - token.last_used_at < LAST_USED_RESOLUTION:
-        return
-    ApiToken.objects.filter(pk=token.pk).exclude(
-        last_used_at__gt=now - LAST_USED_RESOLUTION
-    ).update(last_used_at=now)
+def config_version_bump() -> None:
+    """Call inside the transaction of any change to flags, cohorts or tokens: every process
+    rebuilds its snapshot when it sees the new version (within about half a second)."""
+    updated = ConfigVersion.objects.filter(pk=1).update(
+        version=F("version") + 1, changed_at=timezone.now()
+    )
+    if not updated:
+        ConfigVersion.objects.get_or_create(pk=1, defaults={"version": 1})
+    store.mark_dirty()

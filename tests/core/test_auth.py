@@ -150,3 +150,16 @@ def test_create_api_token_command__unknown_user__fails() -> None:
     with pytest.raises(CommandError, match="no user"):
         call_command("create_api_token", "--scope", "admin", "--name", "x", "--user", "ghost")
     assert not ApiToken.objects.filter(name="x").exists()
+
+
+def test_token_use__batched__last_used_written_on_flush(client_token: str) -> None:
+    from rollout_control.core.tokens import flush_token_usage
+
+    flush_token_usage(force=True)
+    for _ in range(3):
+        assert _client(HTTP_X_API_KEY=client_token).get(WHOAMI).status_code == 200
+    token = ApiToken.objects.get(name="app")
+    assert token.last_used_at is None  # nothing written per request
+    assert flush_token_usage(force=True) == 1
+    token.refresh_from_db()
+    assert token.last_used_at is not None

@@ -19,7 +19,14 @@ def _manage(*args: str, **env: str) -> subprocess.CompletedProcess[str]:
         k: v
         for k, v in os.environ.items()
         if k
-        not in {"ROLLOUT_MODE", "SECRET_KEY", "DATABASE_URL", "DJANGO_SETTINGS_MODULE", "DEBUG"}
+        not in {
+            "ROLLOUT_MODE",
+            "SECRET_KEY",
+            "DATABASE_URL",
+            "DJANGO_SETTINGS_MODULE",
+            "DEBUG",
+            "DJANGO_ALLOW_ASYNC_UNSAFE",
+        }
     }
     clean.update(env)
     clean["DJANGO_SETTINGS_MODULE"] = "rollout_control.settings"

@@ -13,7 +13,9 @@ def _release_manager() -> None:
     user.groups.add(Group.objects.get_or_create(name="release_manager")[0])
 
 
-def test_login__release_manager__sees_home(live_server: object, page: Page, console_errors: list[str]) -> None:
+def test_login__release_manager__sees_home(
+    live_server: object, page: Page, console_errors: list[str]
+) -> None:
     _release_manager()
     page.goto(f"{live_server.url}/")
     expect(page.get_by_role("heading", name="Log in")).to_be_visible()
@@ -27,7 +29,9 @@ def test_login__release_manager__sees_home(live_server: object, page: Page, cons
     screenshot(page, "home")
 
 
-def test_login__wrong_password__error_shown(live_server: object, page: Page, console_errors: list[str]) -> None:
+def test_login__wrong_password__error_shown(
+    live_server: object, page: Page, console_errors: list[str]
+) -> None:
     _release_manager()
     page.goto(f"{live_server.url}/accounts/login/")
     page.get_by_label("Username").fill("rita")

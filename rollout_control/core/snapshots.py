@@ -1,0 +1,141 @@
+"""In-process, immutable snapshots of configuration, rebuilt when the config version changes.
+
+The request path only reads `store.get(name)`: no SQL, no Redis. A daemon thread per process
+checks `ConfigVersion` every POLL_SECONDS and rebuilds every registered snapshot when it moved.
+When the database is unreachable the last snapshots keep serving and `store.age()` grows, so
+answers can say how stale they are.
+"""
+
+import logging
+import os
+import threading
+import time
+from collections.abc import Callable
+from typing import Any
+
+from django.db import close_old_connections, connection, transaction
+
+logger = logging.getLogger(__name__)
+
+POLL_SECONDS = 0.5
+
+
+class SnapshotStore:
+    def __init__(self) -> None:
+        self._builders: dict[str, Callable[[], Any]] = {}
+        self._after_poll: list[Callable[[], None]] = []
+        self._values: dict[str, Any] = {}
+        self._version: int | None = None
+        self._verified_at = 0.0  # monotonic time of the last successful version check
+        self._lock = threading.Lock()
+        self._pid: int | None = None
+        self._dirty = False
+        self.poll_seconds = POLL_SECONDS
+        # Tests run without the thread: their uncommitted rows are invisible to its connection.
+        self.threaded = True
+
+    def register(self, name: str, builder: Callable[[], Any]) -> None:
+        self._builders[name] = builder
+
+    def after_poll(self, hook: Callable[[], None]) -> None:
+        """Runs in the poller thread after each check (e.g. flushing batched token use)."""
+        self._after_poll.append(hook)
+
+    def get(self, name: str) -> Any:
+        if self.threaded:
+            self._ensure_poller()
+        stale = not self.threaded and self.age() > self.poll_seconds
+        if self._dirty or stale or name not in self._values:
+            force, self._dirty = self._dirty, False
+            try:
+                self.refresh(force=force)
+            except Exception:
+                if name not in self._values:
+                    raise
+                logger.warning("snapshot refresh failed; serving the last one", exc_info=True)
+            if not self.threaded:
+                self.run_after_poll_hooks()
+        return self._values[name]
+
+    def age(self) -> float:
+        """Seconds since this process last confirmed its snapshots are current."""
+        return max(0.0, time.monotonic() - self._verified_at)
+
+    @property
+    def version(self) -> int | None:
+        return self._version
+
+    def refresh(self, *, force: bool = False) -> None:
+        """Checks the version and rebuilds if it moved (or when forced). Raises on DB errors."""
+        with self._lock:
+            version = _read_version()
+            if force or version != self._version or set(self._builders) - set(self._values):
+                # Built aside and swapped in whole: readers never see a half-built state.
+                built = {name: builder() for name, builder in self._builders.items()}
+                self._values = built
+                self._version = version
+            self._verified_at = time.monotonic()
+
+    def reset(self) -> None:
+        """Forgets every snapshot (tests: each test's database starts over)."""
+        with self._lock:
+            self._values = {}
+            self._version = None
+            self._verified_at = 0.0
+
+    def mark_dirty(self) -> None:
+        """After a write, this process re-checks at its next read, not up to 0.5 s later.
+
+        Marked now and again on commit: a read in between finds the old version and keeps the old
+        snapshot, and the read after the commit finds the new one."""
+        self._dirty = True
+        transaction.on_commit(self._set_dirty)
+
+    def _set_dirty(self) -> None:
+        self._dirty = True
+
+    def _ensure_poller(self) -> None:
+        if self._pid == os.getpid():
+            return
+        with self._lock:
+            if self._pid == os.getpid():
+                return
+            # First use in this process (or after a fork): start this process's own poller.
+            self._pid = os.getpid()
+            threading.Thread(target=self._poll_forever, name="snapshot-poller", daemon=True).start()
+
+    def _poll_forever(self) -> None:
+        while True:
+            time.sleep(self.poll_seconds)
+            try:
+                self.refresh()
+            except Exception:
+                logger.warning("config version check failed; serving the last snapshot")
+                _drop_connection()
+            self.run_after_poll_hooks()
+            close_old_connections()
+
+    def run_after_poll_hooks(self) -> None:
+        for hook in self._after_poll:
+            try:
+                hook()
+            except Exception:
+                logger.warning("snapshot after-poll hook failed", exc_info=True)
+                _drop_connection()
+
+
+def _read_version() -> int:
+    from rollout_control.core.models import ConfigVersion
+
+    row = ConfigVersion.objects.filter(pk=1).values_list("version", flat=True).first()
+    return int(row or 0)
+
+
+def _drop_connection() -> None:
+    try:
+        connection.close()
+    except Exception:  # already broken; the next query opens a new one
+        logger.debug("closing a broken connection failed", exc_info=True)
+
+
+store = SnapshotStore()

@@ -1,0 +1,90 @@
+"""API tokens as the request path sees them: from the in-process snapshot, no SQL per request.
+
+Use is recorded in memory and written in batches (one UPDATE per token at most once a minute per
+process), from the snapshot poller thread.
+"""
+
+import threading
+import time
+from dataclasses import dataclass
+from datetime import datetime
+
+from django.utils import timezone
+
+from rollout_control.core.models import ApiToken
+from rollout_control.core.selectors import token_hash
+from rollout_control.core.snapshots import store
+
+FLUSH_SECONDS = 60.0
+
+
+@dataclass(frozen=True, slots=True)
+class TokenSnap:
+    pk: int
+    name: str
+    scope: str
+    user_id: int | None
+    expires_at: datetime | None
+    revoked: bool
+
+    @property
+    def is_admin(self) -> bool:
+        return self.scope == ApiToken.Scope.ADMIN
+
+    def is_usable(self, at: datetime) -> bool:
+        return not self.revoked and (self.expires_at is None or self.expires_at > at)
+
+
+def build_token_snapshot() -> dict[str, TokenSnap]:
+    rows = ApiToken.objects.filter(revoked_at__isnull=True).values_list(
+        "key_hash", "pk", "name", "scope", "user_id", "expires_at"
+    )
+    return {
+        key_hash: TokenSnap(
+            pk=pk, name=name, scope=scope, user_id=user_id, expires_at=expires_at, revoked=False
+        )
+        for key_hash, pk, name, scope, user_id, expires_at in rows
+    }
+
+
+def token_lookup(raw: str) -> TokenSnap | None:
+    """The live token for a raw secret, or None when unknown, expired or revoked."""
+    token = store.get("tokens").get(token_hash(raw))
+    if token is None or not token.is_usable(timezone.now()):
+        return None
+    _usage.record(token.pk)
+    return token
+
+
+class _UsageBatch:
+    def __init__(self) -> None:
+        self._seen: dict[int, datetime] = {}
+        self._lock = threading.Lock()
+        self._flushed_at = 0.0
+
+    def record(self, token_id: int) -> None:
+        # A dict store is atomic under the GIL; the lock is only for the swap in flush().
+        self._seen[token_id] = timezone.now()
+
+    def flush(self, *, force: bool = False) -> int:
+        if not force and time.monotonic() - self._flushed_at < FLUSH_SECONDS:
+            return 0
+        with self._lock:
+            seen, self._seen = self._seen, {}
+            self._flushed_at = time.monotonic()
+        for token_id, used_at in seen.items():
+            ApiToken.objects.filter(pk=token_id).exclude(last_used_at__gte=used_at).update(
+                last_used_at=used_at
+            )
+        return len(seen)
+
+
+_usage = _UsageBatch()
+
+
+def flush_token_usage(*, force: bool = False) -> int:
+    return _usage.flush(force=force)
+
+
+store.register("tokens", build_token_snapshot)
+store.after_poll(flush_token_usage)
