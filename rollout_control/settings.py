@@ -100,7 +100,9 @@ INSTALLED_APPS = [
     "django_celery_beat",
     "corsheaders",
     "axes",
+    "waffle",
     "rollout_control.core",
+    "flags",
     "monitoring",
     "rollout_control.dashboard",
 ]
@@ -108,6 +110,7 @@ INSTALLED_APPS = [
 MIDDLEWARE = [
     "rollout_control.core.middleware.RequestIdMiddleware",
     "rollout_control.core.middleware.RequestMetricsMiddleware",
+    "rollout_control.core.middleware.ApiSlashMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "corsheaders.middleware.CorsMiddleware",
@@ -239,6 +242,10 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_DIST": "SIDECAR",
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
+    "POSTPROCESSING_HOOKS": [
+        "drf_spectacular.hooks.postprocess_schema_enums",
+        "flags.schema.add_ofrep_paths",
+    ],
 }
 
 # Celery: the broker defaults to Redis; the quickstart falls back to a filesystem broker.
@@ -308,5 +315,18 @@ LOGGING = {
     },
 }
 
+# django-waffle runs on our flag model; its own admin is replaced by ours (flags/admin.py).
+WAFFLE_FLAG_MODEL = "flags.Flag"
+WAFFLE_CREATE_MISSING_FLAGS = False
+WAFFLE_FLAG_DEFAULT = False
+# waffle's own first migration creates its Flag table even when the model is swapped, and that
+# table's foreign keys then block `flush` (django-waffle issues 317 and 338). Ours create only the
+# Switch and Sample tables.
+MIGRATION_MODULES = {"waffle": "flags.waffle_migrations"}
+
 # Each process polls the config version from a background thread (see core/snapshots.py).
 SNAPSHOT_POLLER_THREAD = env_bool("SNAPSHOT_POLLER_THREAD", True)
+
+# Evaluation requests per second per client token, per web process (0 turns the limit off).
+CLIENT_RATE_LIMIT = env_int("CLIENT_RATE_LIMIT", 1000, minimum=0)
+CLIENT_RATE_BURST = env_int("CLIENT_RATE_BURST", 2000, minimum=1)

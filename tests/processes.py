@@ -31,7 +31,7 @@ def test_database_url() -> str:
 
 
 def child_env(**overrides: str) -> dict[str, str]:
-    env = dict(os.environ)
+    env = {k: v for k, v in os.environ.items() if k != "DJANGO_ALLOW_ASYNC_UNSAFE"}
     env.update(
         DJANGO_SETTINGS_MODULE="tests.settings",
         ROLLOUT_MODE="development",

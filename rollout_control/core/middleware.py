@@ -4,6 +4,7 @@ import uuid
 from collections.abc import Callable
 
 from django.http import HttpRequest, HttpResponse
+from django.urls import Resolver404, resolve
 
 from rollout_control.core import metrics
 from rollout_control.core.context import request_id_var
@@ -44,3 +45,27 @@ class RequestMetricsMiddleware:
         metrics.http_requests_total.labels(view, request.method, str(response.status_code)).inc()
         metrics.http_request_duration_seconds.labels(view).observe(time.perf_counter() - started)
         return response
+
+
+class ApiSlashMiddleware:
+    """`/api/v1/flags` works like `/api/v1/flags/` for every method.
+
+    Django's APPEND_SLASH can only redirect, and a client's POST does not survive a redirect."""
+
+    def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        path = request.path_info
+        if path.startswith("/api/") and not path.endswith("/"):
+            urlconf = getattr(request, "urlconf", None)
+            try:
+                resolve(path, urlconf)
+            except Resolver404:
+                try:
+                    resolve(path + "/", urlconf)
+                    request.path_info = path + "/"
+                    request.path = request.path + "/"
+                except Resolver404:
+                    pass
+        return self.get_response(request)

@@ -67,3 +67,14 @@ class IsSupportStaff(_LoggedPermission):
         if token is not None:
             return token.is_admin
         return user_has_role(request.user, SUPPORT) or user_has_role(request.user, RELEASE_MANAGER)
+
+
+class StaffReadsReleaseManagerWrites(_LoggedPermission):
+    """Reads for support staff and release managers; changes for release managers only."""
+
+    message = "Changes need an admin token or the release_manager role."
+
+    def allows(self, request: Request) -> bool:
+        if request.method in ("GET", "HEAD", "OPTIONS"):
+            return IsSupportStaff().allows(request)
+        return IsReleaseManager().allows(request)

@@ -22,7 +22,7 @@ POLL_SECONDS = 0.5
 
 class SnapshotStore:
     def __init__(self) -> None:
-        self._builders: dict[str, Callable[[], Any]] = {}
+        self._builders: dict[str, Callable[[int], Any]] = {}
         self._after_poll: list[Callable[[], None]] = []
         self._values: dict[str, Any] = {}
         self._version: int | None = None
@@ -34,7 +34,8 @@ class SnapshotStore:
         # Tests run without the thread: their uncommitted rows are invisible to its connection.
         self.threaded = True
 
-    def register(self, name: str, builder: Callable[[], Any]) -> None:
+    def register(self, name: str, builder: Callable[[int], Any]) -> None:
+        """`builder(version)` compiles one snapshot from the database."""
         self._builders[name] = builder
 
     def after_poll(self, hook: Callable[[], None]) -> None:
@@ -71,7 +72,7 @@ class SnapshotStore:
             version = _read_version()
             if force or version != self._version or set(self._builders) - set(self._values):
                 # Built aside and swapped in whole: readers never see a half-built state.
-                built = {name: builder() for name, builder in self._builders.items()}
+                built = {name: builder(version) for name, builder in self._builders.items()}
                 self._values = built
                 self._version = version
             self._verified_at = time.monotonic()

@@ -35,7 +35,7 @@ class TokenSnap:
         return not self.revoked and (self.expires_at is None or self.expires_at > at)
 
 
-def build_token_snapshot() -> dict[str, TokenSnap]:
+def build_token_snapshot(version: int) -> dict[str, TokenSnap]:
     rows = ApiToken.objects.filter(revoked_at__isnull=True).values_list(
         "key_hash", "pk", "name", "scope", "user_id", "expires_at"
     )

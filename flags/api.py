@@ -1,0 +1,313 @@
+"""Management API for flags and cohorts, and native evaluation. Views validate, call one
+service, and serialize."""
+
+import re
+from typing import Any
+
+from django.http import Http404
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiParameter, extend_schema
+from rest_framework import status
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from flags import selectors, services
+from flags.exceptions import InvalidFlagChange
+from flags.models import CohortMember
+from flags.serializers import (
+    CohortChangeInput,
+    CohortCreateInput,
+    CohortOutput,
+    EvaluateInput,
+    EvaluateOutput,
+    FlagChangeInput,
+    FlagCreateInput,
+    FlagOutput,
+    MembersInput,
+    MembersOutput,
+    OptInInput,
+    OptInOutput,
+)
+from rollout_control.core.actors import Actor
+from rollout_control.core.pagination import Pagination
+from rollout_control.core.permissions import (
+    IsClient,
+    IsReleaseManager,
+    StaffReadsReleaseManagerWrites,
+)
+from rollout_control.core.snapshots import store
+
+_ETAG = re.compile(r'^(?:W/)?"?(\d+)"?$')
+
+
+def _flag_or_404(key: str, *, archived: bool = False) -> Any:
+    flag = selectors.flag_get(key=key, include_archived=archived)
+    if flag is None:
+        raise Http404(f"No flag with key {key!r}.")
+    return flag
+
+
+def _flag_response(flag: Any, *, status_code: int = 200) -> Response:
+    return Response(
+        services.flag_state(flag), status=status_code, headers={"ETag": f'"{flag.version}"'}
+    )
+
+
+def _expected_version(request: Request) -> int | None:
+    header = request.headers.get("If-Match")
+    if header is None or header.strip() == "*":
+        return None
+    match = _ETAG.match(header.strip())
+    if match is None:
+        raise InvalidFlagChange('If-Match must be the flag version, e.g. "3".', field="If-Match")
+    return int(match.group(1))
+
+
+def _wants_archived(request: Request) -> bool:
+    return request.query_params.get("archived", "").lower() in {"1", "true", "yes"}
+
+
+class FlagListCreateView(APIView):
+    permission_classes = [StaffReadsReleaseManagerWrites]
+
+    @extend_schema(
+        parameters=[
+            OpenApiParameter(
+                "archived", OpenApiTypes.BOOL, description="List archived flags instead."
+            ),
+            OpenApiParameter(
+                "search", OpenApiTypes.STR, description="Substring of key or description."
+            ),
+            OpenApiParameter("tier", OpenApiTypes.STR, enum=["core", "non_essential"]),
+            OpenApiParameter("page", OpenApiTypes.INT),
+            OpenApiParameter("page_size", OpenApiTypes.INT),
+        ],
+        responses={200: FlagOutput(many=True)},
+        summary="List flags",
+    )
+    def get(self, request: Request) -> Response:
+        queryset = selectors.flag_list(
+            archived=_wants_archived(request), search=request.query_params.get("search", "")
+        )
+        tier = request.query_params.get("tier")
+        if tier:
+            queryset = queryset.filter(tier=tier)
+        paginator = Pagination()
+        page = paginator.paginate_queryset(queryset, request, view=self)
+        return paginator.get_paginated_response([services.flag_state(flag) for flag in page])
+
+    @extend_schema(request=FlagCreateInput, responses={201: FlagOutput}, summary="Create a flag")
+    def post(self, request: Request) -> Response:
+        data = FlagCreateInput(data=request.data)
+        data.is_valid(raise_exception=True)
+        fields = dict(data.validated_data)
+        key, reason = fields.pop("key"), fields.pop("reason", "")
+        flag = services.flag_create(
+            key=key, actor=Actor.from_request(request), reason=reason, **fields
+        )
+        return _flag_response(flag, status_code=status.HTTP_201_CREATED)
+
+
+class FlagDetailView(APIView):
+    permission_classes = [StaffReadsReleaseManagerWrites]
+
+    @extend_schema(
+        parameters=[
+            OpenApiParameter(
+                "archived", OpenApiTypes.BOOL, description="Also find an archived flag."
+            )
+        ],
+        responses={200: FlagOutput},
+        summary="Get a flag",
+    )
+    def get(self, request: Request, key: str) -> Response:
+        return _flag_response(_flag_or_404(key, archived=_wants_archived(request)))
+
+    @extend_schema(
+        request=FlagChangeInput,
+        responses={200: FlagOutput},
+        parameters=[
+            OpenApiParameter(
+                "If-Match",
+                OpenApiTypes.STR,
+                OpenApiParameter.HEADER,
+                description="Version from ETag; 412 if stale.",
+            )
+        ],
+        summary="Change a flag (all or nothing)",
+    )
+    def patch(self, request: Request, key: str) -> Response:
+        _flag_or_404(key)
+        data = FlagChangeInput(data=request.data)
+        data.is_valid(raise_exception=True)
+        changes = dict(data.validated_data)
+        reason = changes.pop("reason", "")
+        flag = services.flag_update(
+            key=key,
+            actor=Actor.from_request(request),
+            changes=changes,
+            expected_version=_expected_version(request),
+            reason=reason,
+        )
+        return _flag_response(flag)
+
+    @extend_schema(request=None, responses={200: FlagOutput}, summary="Archive a flag")
+    def delete(self, request: Request, key: str) -> Response:
+        _flag_or_404(key)
+        flag = services.flag_archive(
+            key=key,
+            actor=Actor.from_request(request),
+            reason=request.query_params.get("reason", ""),
+        )
+        return _flag_response(flag)
+
+
+def _cohort_or_404(key: str) -> Any:
+    cohort = selectors.cohort_get(key=key)
+    if cohort is None:
+        raise Http404(f"No cohort with key {key!r}.")
+    return cohort
+
+
+class CohortListCreateView(APIView):
+    permission_classes = [StaffReadsReleaseManagerWrites]
+
+    @extend_schema(
+        parameters=[
+            OpenApiParameter("search", OpenApiTypes.STR),
+            OpenApiParameter("page", OpenApiTypes.INT),
+            OpenApiParameter("page_size", OpenApiTypes.INT),
+        ],
+        responses={200: CohortOutput(many=True)},
+        summary="List cohorts",
+    )
+    def get(self, request: Request) -> Response:
+        paginator = Pagination()
+        page = paginator.paginate_queryset(
+            selectors.cohort_list(search=request.query_params.get("search", "")), request, view=self
+        )
+        return paginator.get_paginated_response([services.cohort_state(cohort) for cohort in page])
+
+    @extend_schema(
+        request=CohortCreateInput, responses={201: CohortOutput}, summary="Create a cohort"
+    )
+    def post(self, request: Request) -> Response:
+        data = CohortCreateInput(data=request.data)
+        data.is_valid(raise_exception=True)
+        fields = dict(data.validated_data)
+        fields.pop("reason", None)
+        cohort = services.cohort_create(
+            key=fields.pop("key"), actor=Actor.from_request(request), **fields
+        )
+        return Response(services.cohort_state(cohort), status=status.HTTP_201_CREATED)
+
+
+class CohortDetailView(APIView):
+    permission_classes = [StaffReadsReleaseManagerWrites]
+
+    @extend_schema(responses={200: CohortOutput}, summary="Get a cohort")
+    def get(self, request: Request, key: str) -> Response:
+        return Response(services.cohort_state(_cohort_or_404(key)))
+
+    @extend_schema(
+        request=CohortChangeInput, responses={200: CohortOutput}, summary="Change a cohort"
+    )
+    def patch(self, request: Request, key: str) -> Response:
+        _cohort_or_404(key)
+        data = CohortChangeInput(data=request.data)
+        data.is_valid(raise_exception=True)
+        changes = dict(data.validated_data)
+        reason = changes.pop("reason", "")
+        cohort = services.cohort_update(
+            key=key, actor=Actor.from_request(request), changes=changes, reason=reason
+        )
+        return Response(services.cohort_state(cohort))
+
+    @extend_schema(request=None, responses={204: None}, summary="Delete a cohort no flag rule uses")
+    def delete(self, request: Request, key: str) -> Response:
+        _cohort_or_404(key)
+        services.cohort_delete(key=key, actor=Actor.from_request(request))
+        return Response(status=status.HTTP_204_NO_CONTENT)
+
+
+class CohortMembersView(APIView):
+    permission_classes = [IsReleaseManager]
+
+    def _change(self, request: Request, key: str, *, add: bool) -> Response:
+        _cohort_or_404(key)
+        data = MembersInput(data=request.data)
+        data.is_valid(raise_exception=True)
+        change = services.cohort_members_add if add else services.cohort_members_remove
+        changed = change(
+            key=key, units=data.validated_data["units"], actor=Actor.from_request(request)
+        )
+        count = CohortMember.objects.filter(cohort__key=key, kind=CohortMember.Kind.MEMBER).count()
+        return Response({"changed": changed, "member_count": count})
+
+    @extend_schema(
+        request=MembersInput, responses={200: MembersOutput}, summary="Add members (idempotent)"
+    )
+    def post(self, request: Request, key: str) -> Response:
+        return self._change(request, key, add=True)
+
+    @extend_schema(request=MembersInput, responses={200: MembersOutput}, summary="Remove members")
+    def delete(self, request: Request, key: str) -> Response:
+        return self._change(request, key, add=False)
+
+
+class CohortOptInView(APIView):
+    permission_classes = [IsClient]
+
+    def _change(self, request: Request, key: str, *, opt_in: bool) -> Response:
+        _cohort_or_404(key)
+        data = OptInInput(data=request.data)
+        data.is_valid(raise_exception=True)
+        unit = data.validated_data["unit"]
+        change = services.cohort_opt_in if opt_in else services.cohort_opt_out
+        changed = change(key=key, unit=unit, actor=Actor.from_request(request))
+        return Response({"cohort": key, "unit": unit, "opted_in": opt_in, "changed": changed})
+
+    @extend_schema(
+        request=OptInInput, responses={200: OptInOutput}, summary="Opt a unit in (client token)"
+    )
+    def post(self, request: Request, key: str) -> Response:
+        return self._change(request, key, opt_in=True)
+
+    @extend_schema(request=OptInInput, responses={200: OptInOutput}, summary="Opt a unit out")
+    def delete(self, request: Request, key: str) -> Response:
+        return self._change(request, key, opt_in=False)
+
+
+def evaluation_dict(evaluation: Any) -> dict[str, Any]:
+    return {
+        "key": evaluation.key,
+        "value": evaluation.value,
+        "variant": evaluation.variant,
+        "reason": evaluation.reason,
+        "error_code": evaluation.error_code,
+        "error_details": evaluation.error_details,
+        "metadata": dict(evaluation.metadata),
+    }
+
+
+class EvaluateView(APIView):
+    permission_classes = [IsClient]
+
+    @extend_schema(
+        request=EvaluateInput,
+        responses={200: EvaluateOutput},
+        summary="Evaluate every flag for one context",
+    )
+    def post(self, request: Request) -> Response:
+        data = EvaluateInput(data=request.data)
+        data.is_valid(raise_exception=True)
+        evaluations = selectors.evaluate_flags(context=data.validated_data["context"])
+        return Response(
+            {
+                "flags": [evaluation_dict(e) for e in evaluations],
+                "config_version": store.version or 0,
+                "snapshot_age_seconds": selectors.snapshot_age_seconds(),
+            }
+        )
+

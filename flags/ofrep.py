@@ -1,0 +1,155 @@
+"""OpenFeature Remote Evaluation Protocol (OFREP) endpoints.
+
+Plain Django views, not DRF: this is the hot path. Warm, a request reads only the in-process
+snapshot (tokens included): no SQL, no Redis. The responses follow OFREP's schema exactly (the
+published providers reject anything else): `variant` always present, errors always carry
+`errorDetails`, metadata values are only strings, numbers and booleans.
+"""
+
+import hashlib
+import json
+from typing import Any
+
+from django.conf import settings
+from django.http import HttpRequest, HttpResponse
+from django.views.decorators.csrf import csrf_exempt
+
+from flags import metrics
+from flags.evaluation import ErrorCode, Evaluation, evaluate_all
+from flags.selectors import evaluate_flag, flag_snapshot, snapshot_age_seconds
+from rollout_control.core.authentication import raw_token_from
+from rollout_control.core.ratelimit import TokenBucket, retry_after_header
+from rollout_control.core.tokens import TokenSnap, token_lookup
+
+_limiter = TokenBucket(rate=settings.CLIENT_RATE_LIMIT, burst=settings.CLIENT_RATE_BURST)
+_dumps = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False).encode
+
+
+def _json(body: Any, status: int = 200, **headers: str) -> HttpResponse:
+    response = HttpResponse(_dumps(body), status=status, content_type="application/json")
+    for name, value in headers.items():
+        response[name.replace("_", "-")] = value
+    return response
+
+
+class _Refusal(Exception):
+    def __init__(self, response: HttpResponse) -> None:
+        self.response = response
+
+
+def _authorize(request: HttpRequest) -> TokenSnap:
+    if request.method != "POST":
+        raise _Refusal(_json({"errorDetails": "Use POST."}, 405, Allow="POST"))
+    raw = raw_token_from(request)
+    token = token_lookup(raw) if raw else None
+    if token is None:
+        details = "Send a client token as 'Authorization: Bearer <token>' or 'X-API-Key'."
+        raise _Refusal(
+            _json({"errorDetails": details}, 401, WWW_Authenticate='Bearer realm="ofrep"')
+        )
+    wait = _limiter.take(token.pk)
+    if wait:
+        metrics.rate_limited_total.inc()
+        raise _Refusal(
+            _json(
+                {"errorDetails": "Rate limit reached."}, 429, Retry_After=retry_after_header(wait)
+            )
+        )
+    return token
+
+
+def _context(request: HttpRequest) -> tuple[dict[str, Any] | None, str | None, str | None]:
+    """(context, error code, error details) from the body `{"context": {...}}`."""
+    if not request.body.strip():
+        return {}, None, None
+    try:
+        body = json.loads(request.body)
+    except (ValueError, UnicodeDecodeError) as exc:
+        return None, ErrorCode.PARSE_ERROR, f"Body is not valid JSON: {exc}"
+    if not isinstance(body, dict):
+        return None, ErrorCode.PARSE_ERROR, "Body must be a JSON object with a 'context' object."
+    context = body.get("context", {})
+    if context is None:
+        return {}, None, None
+    if not isinstance(context, dict):
+        return None, ErrorCode.INVALID_CONTEXT, "'context' must be a JSON object."
+    return context, None, None
+
+
+def _metadata(evaluation: Evaluation, age: float) -> dict[str, Any]:
+    metadata = {
+        k: v for k, v in evaluation.metadata.items() if isinstance(v, str | int | float | bool)
+    }
+    metadata["snapshotAgeSeconds"] = age
+    return metadata
+
+
+def _success(evaluation: Evaluation, age: float) -> dict[str, Any]:
+    metrics.flag_evaluations_total.labels(
+        evaluation.key, evaluation.variant, evaluation.reason
+    ).inc()
+    return {
+        "key": evaluation.key,
+        "value": evaluation.value,
+        "reason": evaluation.reason,
+        "variant": evaluation.variant,
+        "metadata": _metadata(evaluation, age),
+    }
+
+
+def _failure(key: str, code: str, details: str | None) -> dict[str, Any]:
+    return {"key": key, "errorCode": code, "errorDetails": details or code}
+
+
+@csrf_exempt
+def evaluate_one(request: HttpRequest, key: str) -> HttpResponse:
+    try:
+        _authorize(request)
+    except _Refusal as refusal:
+        return refusal.response
+    context, code, details = _context(request)
+    if context is None:
+        return _json(_failure(key, code, details), 400)
+    evaluation = evaluate_flag(key=key, context=context)
+    if evaluation.error_code == ErrorCode.FLAG_NOT_FOUND:
+        metrics.flag_evaluations_total.labels("(unknown)", "off", "ERROR").inc()
+        return _json(_failure(key, evaluation.error_code, evaluation.error_details), 404)
+    if evaluation.error_code:
+        metrics.flag_evaluations_total.labels(key, "off", "ERROR").inc()
+        return _json(_failure(key, evaluation.error_code, evaluation.error_details), 400)
+    return _json(_success(evaluation, snapshot_age_seconds()))
+
+
+def _etag(version: int | None, context: dict[str, Any]) -> str:
+    canonical = json.dumps(context, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    digest = hashlib.blake2b(f"{version}:{canonical}".encode(), digest_size=16).hexdigest()
+    return f'"{digest}"'
+
+
+def _matches(if_none_match: str, etag: str) -> bool:
+    candidates = {tag.strip().removeprefix("W/") for tag in if_none_match.split(",")}
+    return etag in candidates or "*" in candidates
+
+
+@csrf_exempt
+def evaluate_bulk(request: HttpRequest) -> HttpResponse:
+    try:
+        _authorize(request)
+    except _Refusal as refusal:
+        return refusal.response
+    context, code, details = _context(request)
+    if context is None:
+        return _json({"errorCode": code, "errorDetails": details}, 400)
+    snapshot = flag_snapshot()
+    etag = _etag(snapshot.version, context)
+    if _matches(request.headers.get("If-None-Match", ""), etag):
+        response = HttpResponse(status=304)
+        response["ETag"] = etag
+        return response
+    evaluations = evaluate_all(snapshot, context)
+    age = snapshot_age_seconds()
+    flags = [
+        _failure(e.key, e.error_code, e.error_details) if e.error_code else _success(e, age)
+        for e in evaluations
+    ]
+    return _json({"flags": flags}, ETag=etag)
