@@ -19,3 +19,8 @@ class MonitoringConfig(AppConfig):
 
         # Every task's outcome lands in /metrics without each task counting itself.
         task_postrun.connect(_count_task_run, weak=False, dispatch_uid="monitoring.task_runs")
+
+        from monitoring.metrics import SchedulerCollector
+        from rollout_control.core.metrics import register_collector
+
+        register_collector(SchedulerCollector())

@@ -14,3 +14,124 @@ class Heartbeat(models.Model):
 
     def __str__(self) -> str:
         return f"{self.component} last seen {self.last_seen_at:%Y-%m-%d %H:%M:%S}"
+
+
+_METRIC_NAME = r"^[A-Za-z_][A-Za-z0-9_.:-]{0,99}$"
+
+
+class MetricSample(models.Model):
+    """One pushed measurement. The common labels have their own indexed columns so that window
+    queries ("errors for flag X in the last 15 minutes") are index range scans."""
+
+    metric = models.CharField(max_length=100)
+    value = models.FloatField()
+    recorded_at = models.DateTimeField()
+    flag = models.CharField(max_length=100, blank=True, default="")
+    plan = models.CharField(max_length=100, blank=True, default="")
+    phase = models.CharField(max_length=100, blank=True, default="")
+    cohort = models.CharField(max_length=100, blank=True, default="")
+    unit = models.CharField(max_length=200, blank=True, default="")
+    labels = models.JSONField(default=dict, blank=True, help_text="Every label as sent.")
+
+    class Meta:
+        indexes = [
+            models.Index(fields=["metric", "recorded_at"], name="sample_metric_time_idx"),
+            models.Index(
+                fields=["metric", "flag", "recorded_at"], name="sample_metric_flag_time_idx"
+            ),
+            models.Index(
+                fields=["metric", "plan", "recorded_at"], name="sample_metric_plan_time_idx"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.metric}={self.value} at {self.recorded_at:%Y-%m-%d %H:%M:%S}"
+
+
+class MetricRollup(models.Model):
+    """Hourly aggregate of samples, kept after the raw samples are pruned."""
+
+    metric = models.CharField(max_length=100)
+    bucket_start = models.DateTimeField()
+    flag = models.CharField(max_length=100, blank=True, default="")
+    plan = models.CharField(max_length=100, blank=True, default="")
+    phase = models.CharField(max_length=100, blank=True, default="")
+    cohort = models.CharField(max_length=100, blank=True, default="")
+    count = models.BigIntegerField()
+    total = models.FloatField()
+    minimum = models.FloatField()
+    maximum = models.FloatField()
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["metric", "bucket_start", "flag", "plan", "phase", "cohort"],
+                name="rollup_unique",
+            )
+        ]
+        indexes = [models.Index(fields=["metric", "bucket_start"], name="rollup_metric_time_idx")]
+
+    def __str__(self) -> str:
+        return f"{self.metric} {self.bucket_start:%Y-%m-%d %H:00} n={self.count}"
+
+
+class UsageEvent(models.Model):
+    """A unit doing something with a flag's feature: `exposure`, `use`, or a custom action."""
+
+    unit = models.CharField(max_length=200)
+    flag = models.CharField(max_length=100)
+    action = models.CharField(max_length=50)
+    occurred_at = models.DateTimeField()
+
+    class Meta:
+        indexes = [
+            models.Index(
+                fields=["flag", "action", "occurred_at"], name="event_flag_action_time_idx"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.unit} {self.action} {self.flag}"
+
+
+class MetricDefinition(models.Model):
+    """A named metric that gates and guardrails read over a window."""
+
+    class Aggregation(models.TextChoices):
+        COUNT = "count", "Number of samples"
+        SUM = "sum", "Sum of values"
+        RATE = "rate", "Sum of values per minute"
+        MEAN = "mean", "Mean value"
+        P50 = "p50", "Median"
+        P95 = "p95", "95th percentile"
+        P99 = "p99", "99th percentile"
+        RATIO = "ratio", "Sum of metric / sum of denominator metric"
+        ADOPTION = "adoption", "Share of exposed units that also used the feature"
+        VALUE = "value", "The provider's own value (Prometheus, feedback)"
+
+    name = models.CharField(max_length=100, unique=True)
+    description = models.TextField(blank=True)
+    source = models.CharField(max_length=50, default="samples", help_text="A registered provider.")
+    aggregation = models.CharField(max_length=10, choices=Aggregation.choices)
+    metric = models.CharField(
+        max_length=100, blank=True, help_text="Sample metric (or provider key)."
+    )
+    denominator = models.CharField(max_length=100, blank=True, help_text="For ratio.")
+    query = models.TextField(blank=True, help_text="PromQL for the prometheus source.")
+    filter_labels = models.JSONField(
+        default=list, blank=True, help_text='Labels a query may filter on, e.g. ["flag", "plan"].'
+    )
+    min_samples = models.PositiveIntegerField(default=1)
+    unit = models.CharField(max_length=20, blank=True, help_text="%, ms, /5 …")
+    created_at = models.DateTimeField(default=timezone.now, editable=False)
+
+    class Meta:
+        ordering = ["name"]
+        constraints = [
+            models.CheckConstraint(
+                condition=models.Q(name__regex=_METRIC_NAME), name="metric_definition_name"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return self.name

@@ -1,9 +1,12 @@
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from django.utils import timezone
 
-from monitoring.models import Heartbeat
+from monitoring.exceptions import InvalidQuery, UnknownMetric
+from monitoring.models import Heartbeat, MetricDefinition
+from monitoring.providers import MetricResult, provider_for
 from rollout_control.schedule import HEARTBEAT_INTERVAL_SECONDS
 
 STALL_AFTER = timedelta(seconds=2 * HEARTBEAT_INTERVAL_SECONDS)
@@ -28,3 +31,83 @@ def scheduler_status(*, now: datetime | None = None) -> list[ComponentStatus]:
         )
         for component in Heartbeat.Component.values
     ]
+
+
+MAX_SERIES_POINTS = 500
+
+
+def metric_definition_get(*, name: str) -> MetricDefinition:
+    definition = MetricDefinition.objects.filter(name=name).first()
+    if definition is None:
+        raise UnknownMetric(f"No metric named {name!r}.", field="name")
+    return definition
+
+
+def _check_filters(definition: MetricDefinition, filters: Mapping[str, str]) -> None:
+    allowed = set(definition.filter_labels)
+    for label, value in filters.items():
+        if label not in allowed:
+            choices = ", ".join(sorted(allowed)) or "none"
+            raise InvalidQuery(
+                f"{definition.name} does not filter on {label!r} (it does on: {choices}).",
+                field=label,
+            )
+        if not isinstance(value, str) or not value or len(value) > 200:
+            raise InvalidQuery("Must be a non-empty value.", field=label)
+
+
+def metric_value(
+    *,
+    name: str,
+    window: timedelta,
+    filters: Mapping[str, str] | None = None,
+    now: datetime | None = None,
+) -> MetricResult:
+    """The metric over (now - window, now]; below its minimum sample count, insufficient data."""
+    definition = metric_definition_get(name=name)
+    filters = dict(filters or {})
+    _check_filters(definition, filters)
+    return _evaluate(definition, window, filters, now or timezone.now())
+
+
+def _evaluate(
+    definition: MetricDefinition, window: timedelta, filters: Mapping[str, str], end: datetime
+) -> MetricResult:
+    provider = provider_for(definition.source)
+    if provider is None:
+        detail = f"no provider {definition.source!r}"
+        return MetricResult(value=None, samples=0, status="error", detail=detail)
+    return provider.evaluate(definition, start=end - window, end=end, filters=filters)
+
+
+@dataclass(frozen=True, slots=True)
+class SeriesPoint:
+    start: datetime
+    end: datetime
+    result: MetricResult
+
+
+def metric_series(
+    *,
+    name: str,
+    window: timedelta,
+    step: timedelta,
+    filters: Mapping[str, str] | None = None,
+    now: datetime | None = None,
+) -> list[SeriesPoint]:
+    """The metric per step over the window, oldest first, for charts."""
+    if step <= timedelta(0) or step > window:
+        raise InvalidQuery("The step must be positive and no longer than the window.", field="step")
+    points = int(window / step)
+    if points > MAX_SERIES_POINTS:
+        raise InvalidQuery(f"At most {MAX_SERIES_POINTS} points; use a longer step.", field="step")
+    definition = metric_definition_get(name=name)
+    filters = dict(filters or {})
+    _check_filters(definition, filters)
+    end = now or timezone.now()
+    series = []
+    for index in range(points, 0, -1):
+        point_end = end - step * (index - 1)
+        result = _evaluate(definition, step, filters, point_end)
+        series.append(SeriesPoint(start=point_end - step, end=point_end, result=result))
+    return series

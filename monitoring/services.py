@@ -1,7 +1,32 @@
+"""Writes for monitoring: ingestion (all or nothing per batch), heartbeats, compaction.
+
+Samples and events are telemetry, not configuration: they are counted in /metrics rather than
+written to the audit log one by one.
+"""
+
+import math
+import re
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from django.conf import settings
+from django.db import transaction
+from django.db.models import Count, Max, Min, Sum
+from django.db.models.functions import TruncHour
 from django.utils import timezone
 
 from monitoring import metrics
-from monitoring.models import Heartbeat
+from monitoring.exceptions import InvalidBatch
+from monitoring.models import Heartbeat, MetricRollup, MetricSample, UsageEvent
+from monitoring.providers import LABEL_COLUMNS
+
+MAX_FUTURE = timedelta(minutes=5)
+MAX_LABELS = 20
+NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_.:-]{0,99}$")
+LABEL_KEY = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,49}$")
+SAMPLE_KEYS = frozenset({"metric", "value", "timestamp", "labels"})
+EVENT_KEYS = frozenset({"unit", "flag", "action", "timestamp"})
 
 
 def heartbeat_record(*, component: str) -> Heartbeat:
@@ -12,3 +37,208 @@ def heartbeat_record(*, component: str) -> Heartbeat:
     )
     metrics.scheduler_heartbeat_timestamp_seconds.labels(component).set(now.timestamp())
     return heartbeat
+
+
+def _timestamp(value: Any, now: datetime) -> datetime | str:
+    """A datetime, or the reason it is not acceptable."""
+    if value is None:
+        return now
+    if isinstance(value, bool):
+        return "Must be an ISO-8601 time or Unix seconds."
+    try:
+        if isinstance(value, int | float):
+            moment = datetime.fromtimestamp(value, tz=UTC)
+        elif isinstance(value, str):
+            moment = datetime.fromisoformat(value.replace("Z", "+00:00").replace("z", "+00:00"))
+            if moment.tzinfo is None:
+                moment = moment.replace(tzinfo=UTC)
+        else:
+            return "Must be an ISO-8601 time or Unix seconds."
+    except (ValueError, OverflowError, OSError):
+        return "Must be an ISO-8601 time or Unix seconds."
+    if moment > now + MAX_FUTURE:
+        return "More than 5 minutes in the future."
+    if moment < now - timedelta(days=settings.METRICS_RAW_RETENTION_DAYS):
+        return f"Older than the {settings.METRICS_RAW_RETENTION_DAYS}-day retention."
+    return moment
+
+
+def _short_text(value: Any, limit: int) -> bool:
+    return isinstance(value, str) and 0 < len(value) <= limit
+
+
+def _check_batch(items: Any, kind: str) -> None:
+    if not isinstance(items, list):
+        raise InvalidBatch(f"{kind} must be a list.", fields={kind: ["Must be a list."]})
+    if not items:
+        raise InvalidBatch(f"{kind} is empty.", fields={kind: ["Send at least one item."]})
+    if len(items) > settings.METRICS_MAX_BATCH:
+        metrics.rejected_batches_total.labels(kind).inc()
+        raise InvalidBatch(
+            f"At most {settings.METRICS_MAX_BATCH} {kind} per request; got {len(items)}.",
+            fields={kind: [f"At most {settings.METRICS_MAX_BATCH} items."]},
+        )
+
+
+def _validate(
+    items: list[Any],
+    kind: str,
+    build: Callable[[dict[str, Any], datetime, Callable[[str, str], None]], Any],
+) -> list[Any]:
+    now = timezone.now()
+    errors: dict[str, list[str]] = {}
+    rows = []
+    for index, item in enumerate(items):
+        prefix = f"{kind}[{index}]"
+
+        def fail(field: str, message: str, prefix: str = prefix) -> None:
+            errors.setdefault(f"{prefix}.{field}" if field else prefix, []).append(message)
+
+        if not isinstance(item, dict):
+            fail("", "Must be an object.")
+            continue
+        row = build(item, now, fail)
+        if row is not None:
+            rows.append(row)
+    if errors:
+        metrics.rejected_batches_total.labels(kind).inc()
+        bad = len({key.split("]")[0] for key in errors})
+        raise InvalidBatch(
+            f"{bad} of {len(items)} {kind} are invalid; nothing was stored.", fields=errors
+        )
+    return rows
+
+
+def _sample(
+    item: dict[str, Any], now: datetime, fail: Callable[[str, str], None]
+) -> MetricSample | None:
+    ok = True
+    for key in item.keys() - SAMPLE_KEYS:
+        fail(key, "Unknown field.")
+        ok = False
+    metric, value, labels = item.get("metric"), item.get("value"), item.get("labels", {})
+    if not isinstance(metric, str) or not NAME.match(metric):
+        fail("metric", "Must be a metric name: letters, digits, _ . : - (at most 100).")
+        ok = False
+    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+        fail("value", "Must be a finite number.")
+        ok = False
+    moment = _timestamp(item.get("timestamp"), now)
+    if isinstance(moment, str):
+        fail("timestamp", moment)
+        ok = False
+    if labels is None:
+        labels = {}
+    if not isinstance(labels, dict) or len(labels) > MAX_LABELS:
+        fail("labels", f"Must be an object of at most {MAX_LABELS} labels.")
+        return None
+    for key, label_value in labels.items():
+        if not LABEL_KEY.match(key):
+            fail(f"labels.{key}", "Label names are letters, digits and _ (at most 50).")
+            ok = False
+        elif (
+            isinstance(label_value, bool)
+            or not isinstance(label_value, str | int)
+            or len(str(label_value)) > 200
+        ):
+            fail(f"labels.{key}", "Label values are strings or integers (at most 200 characters).")
+            ok = False
+    if not ok:
+        return None
+    labels = {key: str(v) for key, v in labels.items()}
+    columns = {column: labels.get(column, "") for column in LABEL_COLUMNS}
+    return MetricSample(
+        metric=metric, value=float(value), recorded_at=moment, labels=labels, **columns
+    )
+
+
+def _event(
+    item: dict[str, Any], now: datetime, fail: Callable[[str, str], None]
+) -> UsageEvent | None:
+    ok = True
+    for key in item.keys() - EVENT_KEYS:
+        fail(key, "Unknown field.")
+        ok = False
+    unit, flag, action = item.get("unit"), item.get("flag"), item.get("action")
+    if isinstance(unit, int) and not isinstance(unit, bool):
+        unit = str(unit)
+    if not _short_text(unit, 200):
+        fail("unit", "Must be a non-empty string or integer (at most 200 characters).")
+        ok = False
+    if not isinstance(flag, str) or not NAME.match(flag):
+        fail("flag", "Must be a flag key.")
+        ok = False
+    if not isinstance(action, str) or not NAME.match(action) or len(action) > 50:
+        fail("action", "Must be an action name such as exposure or use.")
+        ok = False
+    moment = _timestamp(item.get("timestamp"), now)
+    if isinstance(moment, str):
+        fail("timestamp", moment)
+        ok = False
+    return UsageEvent(unit=unit, flag=flag, action=action, occurred_at=moment) if ok else None
+
+
+def samples_ingest(*, items: Any) -> int:
+    """Stores a batch of samples, or none of them (InvalidBatch lists every bad item)."""
+    _check_batch(items, "samples")
+    rows = _validate(items, "samples", _sample)
+    with transaction.atomic():
+        MetricSample.objects.bulk_create(rows, batch_size=2_000)
+    metrics.ingested_total.labels("samples").inc(len(rows))
+    return len(rows)
+
+
+def events_ingest(*, items: Any) -> int:
+    _check_batch(items, "events")
+    rows = _validate(items, "events", _event)
+    with transaction.atomic():
+        UsageEvent.objects.bulk_create(rows, batch_size=2_000)
+    metrics.ingested_total.labels("events").inc(len(rows))
+    return len(rows)
+
+
+def samples_compact(*, now: datetime | None = None) -> dict[str, int]:
+    """Rolls raw samples older than the raw retention into hourly rollups and deletes them; prunes
+    rollups and events past theirs. One transaction, so a retried run finds nothing to redo."""
+    now = now or timezone.now()
+    cutoff = (now - timedelta(days=settings.METRICS_RAW_RETENTION_DAYS)).replace(
+        minute=0, second=0, microsecond=0
+    )
+    with transaction.atomic():
+        old = MetricSample.objects.filter(recorded_at__lt=cutoff)
+        groups = (
+            old.annotate(bucket=TruncHour("recorded_at"))
+            .values("metric", "bucket", *LABEL_COLUMNS[:-1])
+            .annotate(n=Count("id"), total=Sum("value"), low=Min("value"), high=Max("value"))
+        )
+        rolled = 0
+        for group in groups:
+            rollup, created = MetricRollup.objects.select_for_update().get_or_create(
+                metric=group["metric"],
+                bucket_start=group["bucket"],
+                **{column: group[column] for column in LABEL_COLUMNS[:-1]},
+                defaults={
+                    "count": group["n"],
+                    "total": group["total"],
+                    "minimum": group["low"],
+                    "maximum": group["high"],
+                },
+            )
+            if not created:
+                rollup.count += group["n"]
+                rollup.total += group["total"]
+                rollup.minimum = min(rollup.minimum, group["low"])
+                rollup.maximum = max(rollup.maximum, group["high"])
+                rollup.save(update_fields=["count", "total", "minimum", "maximum"])
+            rolled += 1
+        deleted_samples, _ = old.delete()
+        rollup_cutoff = now - timedelta(days=settings.METRICS_ROLLUP_RETENTION_DAYS)
+        deleted_rollups, _ = MetricRollup.objects.filter(bucket_start__lt=rollup_cutoff).delete()
+        event_cutoff = now - timedelta(days=settings.EVENTS_RETENTION_DAYS)
+        deleted_events, _ = UsageEvent.objects.filter(occurred_at__lt=event_cutoff).delete()
+    return {
+        "rollups": rolled,
+        "samples_deleted": deleted_samples,
+        "rollups_deleted": deleted_rollups,
+        "events_deleted": deleted_events,
+    }

@@ -13,6 +13,11 @@ BEAT_SCHEDULE: dict[str, dict[str, object]] = {
         "schedule": HEARTBEAT_INTERVAL_SECONDS,
         "options": {"expires": HEARTBEAT_INTERVAL_SECONDS},
     },
+    "compact metric samples": {
+        "task": "monitoring.tasks.compact",
+        "schedule": 3600.0,
+        "options": {"expires": 3600.0},
+    },
 }
 
 

@@ -330,3 +330,13 @@ SNAPSHOT_POLLER_THREAD = env_bool("SNAPSHOT_POLLER_THREAD", True)
 # Evaluation requests per second per client token, per web process (0 turns the limit off).
 CLIENT_RATE_LIMIT = env_int("CLIENT_RATE_LIMIT", 1000, minimum=0)
 CLIENT_RATE_BURST = env_int("CLIENT_RATE_BURST", 2000, minimum=1)
+
+# Routes /bench/constant, the bare view tests/bench/bench_ofrep.py compares OFREP against.
+BENCH_VIEWS = env_bool("BENCH_VIEWS", False)
+
+# Monitoring retention: raw samples (at least 7 days, the dashboard charts them), then hourly
+# rollups; usage events. Pruned by the hourly `monitoring.tasks.compact` beat task.
+METRICS_RAW_RETENTION_DAYS = env_int("METRICS_RAW_RETENTION_DAYS", 7, minimum=7)
+METRICS_ROLLUP_RETENTION_DAYS = env_int("METRICS_ROLLUP_RETENTION_DAYS", 90, minimum=7)
+EVENTS_RETENTION_DAYS = env_int("EVENTS_RETENTION_DAYS", 90, minimum=7)
+METRICS_MAX_BATCH = env_int("METRICS_MAX_BATCH", 10_000, minimum=1)

@@ -1,3 +1,4 @@
+from django.conf import settings
 from django.contrib import admin
 from django.contrib.auth import views as auth_views
 from django.urls import include, path
@@ -14,6 +15,7 @@ urlpatterns = [
     path("metrics", core_views.metrics, name="metrics"),
     path("api/v1/", include("rollout_control.core.urls")),
     path("api/v1/", include("flags.urls")),
+    path("api/v1/", include("monitoring.urls")),
     path("ofrep/", include("flags.ofrep_urls")),
     path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="api-schema"), name="api-docs"),
@@ -22,3 +24,7 @@ urlpatterns = [
     path("admin/", admin.site.urls),
     path("", include("rollout_control.dashboard.urls")),
 ]
+
+if settings.BENCH_VIEWS:
+    # The baseline tests/bench/bench_ofrep.py measures OFREP against.
+    urlpatterns.append(path("bench/constant", core_views.bench_constant, name="bench-constant"))

@@ -16,3 +16,7 @@ PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 
 # Test transactions are invisible to a second connection, so snapshots refresh inline instead.
 SNAPSHOT_POLLER_THREAD = False
+
+# One test database per pytest process: several runs (a developer's and a helper's, say) on one
+# machine must not share or drop each other's database.
+DATABASES["default"]["TEST"] = {"NAME": f"test_{DATABASES['default']['NAME']}_{os.getpid()}"}  # noqa: F405

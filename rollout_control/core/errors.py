@@ -52,7 +52,7 @@ def _validation_response(exc: exceptions.ValidationError) -> Response:
 
 def api_exception_handler(exc: Exception, context: dict[str, Any]) -> Response | None:
     if isinstance(exc, DomainError):
-        fields = {exc.field: [exc.message]} if exc.field else {}
+        fields = getattr(exc, "fields", None) or ({exc.field: [exc.message]} if exc.field else {})
         message = f"{exc.field}: {exc.message}" if exc.field else exc.message
         return Response(error_body(exc.code, message, fields), status=exc.status_code)
     if isinstance(exc, OperationalError | InterfaceError):

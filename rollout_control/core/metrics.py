@@ -1,6 +1,7 @@
 """Prometheus collectors owned by core. Named rollout_control_<domain>_<thing>_<unit>."""
 
-from prometheus_client import Counter, Histogram
+from prometheus_client import REGISTRY, Counter, Histogram
+from prometheus_client.registry import Collector
 
 http_requests_total = Counter(
     "rollout_control_http_requests_total",
@@ -18,3 +19,12 @@ auth_failures_total = Counter(
     "Rejected API credentials and permission denials, by kind.",
     ["kind"],
 )
+
+# Collectors computed at scrape time (e.g. from the database). Registered by apps at start-up;
+# /metrics adds them to the multiprocess registry too, where global registrations do not reach.
+extra_collectors: list[Collector] = []
+
+
+def register_collector(collector: Collector) -> None:
+    extra_collectors.append(collector)
+    REGISTRY.register(collector)

@@ -9,10 +9,13 @@ from django.conf import settings
 from django.db import connection
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.views.decorators.cache import never_cache
+from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_GET
 from kombu import Connection
 from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, CollectorRegistry, generate_latest
 from prometheus_client.multiprocess import MultiProcessCollector
+
+from rollout_control.core import metrics as core_metrics
 
 logger = logging.getLogger(__name__)
 
@@ -86,6 +89,19 @@ def metrics(request: HttpRequest) -> HttpResponse:
         # Under gunicorn each worker writes its own files; this sums them.
         registry = CollectorRegistry()
         MultiProcessCollector(registry)
+        for collector in core_metrics.extra_collectors:
+            registry.register(collector)
     else:
         registry = REGISTRY
     return HttpResponse(generate_latest(registry), content_type=CONTENT_TYPE_LATEST)
+
+
+_BENCH_BODY = b'{"key":"bare","value":true,"reason":"STATIC","variant":"on"}'
+
+
+@csrf_exempt
+def bench_constant(request: HttpRequest) -> HttpResponse:
+    """A constant JSON body: the floor OFREP is measured against (routed only with BENCH_VIEWS).
+
+    Exempt from CSRF like the OFREP views, so the benchmark can POST the same requests to both."""
+    return HttpResponse(_BENCH_BODY, content_type="application/json")
