@@ -31,6 +31,11 @@ class SchedulerCollector(Collector):
     """Scrape-time view of the heartbeats: age per component and whether it has stalled
     (no tick for more than two intervals), for alerting on a dead beat or worker."""
 
+    def describe(self) -> Iterator[GaugeMetricFamily]:
+        # Without describe(), registering would call collect() and query the database at import.
+        yield GaugeMetricFamily("rollout_control_scheduler_seconds_since_heartbeat", "", labels=["component"])
+        yield GaugeMetricFamily("rollout_control_scheduler_stalled", "", labels=["component"])
+
     def collect(self) -> Iterator[GaugeMetricFamily]:
         from django.utils import timezone
 

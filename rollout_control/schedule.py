@@ -13,6 +13,16 @@ BEAT_SCHEDULE: dict[str, dict[str, object]] = {
         "schedule": HEARTBEAT_INTERVAL_SECONDS,
         "options": {"expires": HEARTBEAT_INTERVAL_SECONDS},
     },
+    "advance rollouts": {
+        "task": "phases.tasks.advance_rollouts",
+        "schedule": 900.0,
+        "options": {"expires": 900.0},
+    },
+    "admit cohorts": {
+        "task": "phases.tasks.admit_cohorts",
+        "schedule": 900.0,
+        "options": {"expires": 900.0},
+    },
     "compact metric samples": {
         "task": "monitoring.tasks.compact",
         "schedule": 3600.0,

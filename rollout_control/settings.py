@@ -104,6 +104,7 @@ INSTALLED_APPS = [
     "rollout_control.core",
     "flags",
     "monitoring",
+    "phases",
     "rollout_control.dashboard",
 ]
 
@@ -340,3 +341,10 @@ METRICS_RAW_RETENTION_DAYS = env_int("METRICS_RAW_RETENTION_DAYS", 7, minimum=7)
 METRICS_ROLLUP_RETENTION_DAYS = env_int("METRICS_ROLLUP_RETENTION_DAYS", 90, minimum=7)
 EVENTS_RETENTION_DAYS = env_int("EVENTS_RETENTION_DAYS", 90, minimum=7)
 METRICS_MAX_BATCH = env_int("METRICS_MAX_BATCH", 10_000, minimum=1)
+
+# Who hears about rollouts: decisions, incidents and critical feedback go to the team; kickoff
+# messages to each phase's cohort contacts are signed with these details.
+TEAM_EMAILS = env_list("TEAM_EMAILS", [])
+TEAM_NAME = env_str("TEAM_NAME", "The release team")
+SUPPORT_CONTACT = env_str("SUPPORT_CONTACT", "support@localhost")
+SUPPORT_HOURS = env_str("SUPPORT_HOURS", "Monday to Friday, 9:00-17:00")

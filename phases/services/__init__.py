@@ -1,0 +1,45 @@
+"""Every write to plans, phases, ramps, gates and rollbacks. Split by concern; import from here."""
+
+from phases.services.gates import checklist_tick, decide, evaluate_gate, sign_off
+from phases.services.plans import (
+    live_plan_for_flag,
+    phase_activate,
+    plan_activate,
+    plan_complete,
+    plan_create,
+    plan_create_from_template,
+    plan_flags,
+    plan_pause,
+    plan_resume,
+    plan_set_held,
+    plan_state,
+)
+from phases.services.ramps import admit_cohorts, admit_one, advance_ramps, skip_reason, step_target
+from phases.services.rollback import checkpoint_take, plan_config, plan_restart_phase, plan_rollback
+
+__all__ = [
+    "admit_cohorts",
+    "admit_one",
+    "advance_ramps",
+    "checklist_tick",
+    "checkpoint_take",
+    "decide",
+    "evaluate_gate",
+    "live_plan_for_flag",
+    "phase_activate",
+    "plan_activate",
+    "plan_complete",
+    "plan_config",
+    "plan_create",
+    "plan_create_from_template",
+    "plan_flags",
+    "plan_pause",
+    "plan_restart_phase",
+    "plan_resume",
+    "plan_rollback",
+    "plan_set_held",
+    "plan_state",
+    "sign_off",
+    "skip_reason",
+    "step_target",
+]

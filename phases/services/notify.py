@@ -1,0 +1,76 @@
+"""Messages about plans: kickoff e-mails to a phase's cohort contacts, and decision notes to the
+team. Rendered here, sent by a Celery task after the transaction commits."""
+
+from django.conf import settings
+from django.db import transaction
+from django.template import Context, Template
+
+from phases.models import Phase
+
+DEFAULT_KICKOFF_SUBJECT = "{{ plan }} - {{ phase }} beginning {{ date }}"
+DEFAULT_KICKOFF_BODY = """Dear {{ recipient }},
+
+We're excited to announce that your organization has been selected for {{ phase }}
+of the {{ plan }} rollout!
+
+What to Expect:
+- Go-live date: {{ date }}
+- Support available: {{ support_hours }}
+- Contact: {{ support_contact }}
+
+Next Steps:
+1. Attend training session
+2. Review getting started guide
+3. Begin using the new features
+4. Provide feedback
+
+We're here to support you every step of the way!
+
+Best regards,
+{{ team }}
+"""
+
+
+def _render(template: str, context: dict[str, object]) -> str:
+    return Template(template).render(Context(context, autoescape=False))
+
+
+def _send_later(subject: str, body: str, recipients: list[str]) -> None:
+    from phases.tasks import send_email
+
+    if recipients:
+        transaction.on_commit(
+            lambda: send_email.delay(subject=subject, body=body, recipients=recipients)
+        )
+
+
+def phase_contacts(phase: Phase) -> list[str]:
+    cohorts = {t.cohort for t in phase.targets.select_related("cohort") if t.cohort_id}
+    cohorts |= {a.cohort for a in phase.admissions.select_related("cohort")}
+    return sorted({address for cohort in cohorts for address in cohort.contacts})
+
+
+def send_kickoff(phase: Phase) -> list[str]:
+    """One message per contact, rendered from the phase's (editable) kickoff template."""
+    recipients = phase_contacts(phase)
+    base = {
+        "plan": phase.plan.name,
+        "phase": phase.name,
+        "date": f"{phase.started_at:%Y-%m-%d}" if phase.started_at else "",
+        "support_hours": settings.SUPPORT_HOURS,
+        "support_contact": settings.SUPPORT_CONTACT,
+        "team": settings.TEAM_NAME,
+    }
+    for address in recipients:
+        context = base | {"recipient": address}
+        subject = _render(phase.kickoff_subject or DEFAULT_KICKOFF_SUBJECT, context).strip()
+        _send_later(
+            subject, _render(phase.kickoff_body or DEFAULT_KICKOFF_BODY, context), [address]
+        )
+    return recipients
+
+
+def send_team_note(subject: str, body: str) -> list[str]:
+    recipients = list(settings.TEAM_EMAILS)
+    _send_later(subject, body, recipients)
+    return recipients
