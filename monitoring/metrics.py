@@ -33,7 +33,9 @@ class SchedulerCollector(Collector):
 
     def describe(self) -> Iterator[GaugeMetricFamily]:
         # Without describe(), registering would call collect() and query the database at import.
-        yield GaugeMetricFamily("rollout_control_scheduler_seconds_since_heartbeat", "", labels=["component"])
+        yield GaugeMetricFamily(
+            "rollout_control_scheduler_seconds_since_heartbeat", "", labels=["component"]
+        )
         yield GaugeMetricFamily("rollout_control_scheduler_stalled", "", labels=["component"])
 
     def collect(self) -> Iterator[GaugeMetricFamily]:
