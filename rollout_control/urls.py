@@ -16,6 +16,7 @@ urlpatterns = [
     path("api/v1/", include("rollout_control.core.urls")),
     path("api/v1/", include("flags.urls")),
     path("api/v1/", include("monitoring.urls")),
+    path("api/v1/", include("phases.urls")),
     path("ofrep/", include("flags.ofrep_urls")),
     path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="api-schema"), name="api-docs"),

@@ -1,0 +1,207 @@
+from typing import Any
+
+from rest_framework import serializers
+
+from flags.serializers import StrictFieldsMixin
+from phases.models import Decision, GateReview, Incident, Phase, RolloutPlan
+
+
+class PlanCreateInput(StrictFieldsMixin, serializers.Serializer):
+    template = serializers.SlugField()
+    name = serializers.CharField(max_length=200)
+    flags = serializers.DictField(
+        child=serializers.CharField(max_length=100), help_text="template slot → flag key"
+    )
+    cohorts = serializers.DictField(
+        child=serializers.CharField(max_length=100), required=False, default=dict
+    )
+    waiting_lists = serializers.DictField(
+        child=serializers.ListField(
+            child=serializers.CharField(max_length=200), max_length=100_000
+        ),
+        required=False,
+        default=dict,
+    )
+    timezone = serializers.CharField(max_length=64, required=False)
+    step_hour = serializers.IntegerField(min_value=0, max_value=23, required=False)
+    start_date = serializers.DateField(required=False)
+
+
+class TargetOutput(serializers.Serializer):
+    flag = serializers.CharField(source="flag.name")
+    cohort = serializers.CharField(source="cohort.key", allow_null=True, default=None)
+    start = serializers.SerializerMethodField()
+    step = serializers.SerializerMethodField()
+    target = serializers.SerializerMethodField()
+
+    def get_start(self, obj: Any) -> float:
+        return obj.start_bp / 100
+
+    def get_step(self, obj: Any) -> float:
+        return obj.step_bp / 100
+
+    def get_target(self, obj: Any) -> float:
+        return obj.target_bp / 100
+
+
+class CriterionOutput(serializers.Serializer):
+    id = serializers.IntegerField()
+    kind = serializers.CharField()
+    description = serializers.CharField()
+    metric = serializers.CharField()
+    comparator = serializers.CharField()
+    threshold = serializers.FloatField()
+    window = serializers.CharField()
+    filters = serializers.DictField()
+
+
+class PhaseOutput(serializers.ModelSerializer):
+    targets = TargetOutput(many=True, read_only=True)
+    criteria = CriterionOutput(many=True, read_only=True)
+    checklist = serializers.SerializerMethodField()
+
+    class Meta:
+        model = Phase
+        fields = [
+            "id",
+            "position",
+            "name",
+            "status",
+            "min_duration_days",
+            "planned_start",
+            "planned_end",
+            "started_at",
+            "ended_at",
+            "required_signoffs",
+            "targets",
+            "criteria",
+            "checklist",
+        ]
+
+    def get_checklist(self, obj: Phase) -> list[dict[str, Any]]:
+        return [
+            {"id": i.pk, "text": i.text, "ticked": i.ticked_at is not None}
+            for i in obj.checklist.all()
+        ]
+
+
+class PlanOutput(serializers.ModelSerializer):
+    template = serializers.SlugRelatedField(slug_field="key", read_only=True)
+    phases = PhaseOutput(many=True, read_only=True)
+
+    class Meta:
+        model = RolloutPlan
+        fields = [
+            "id",
+            "name",
+            "description",
+            "template",
+            "status",
+            "status_reason",
+            "held_reason",
+            "timezone",
+            "step_hour",
+            "allowed_weekdays",
+            "created_at",
+            "activated_at",
+            "ended_at",
+            "version",
+            "phases",
+        ]
+
+
+class PlanSummaryOutput(serializers.ModelSerializer):
+    template = serializers.SlugRelatedField(slug_field="key", read_only=True)
+
+    class Meta:
+        model = RolloutPlan
+        fields = [
+            "id",
+            "name",
+            "template",
+            "status",
+            "status_reason",
+            "held_reason",
+            "timezone",
+            "created_at",
+        ]
+
+
+class ReasonInput(StrictFieldsMixin, serializers.Serializer):
+    reason = serializers.CharField(required=False, allow_blank=True, max_length=2_000, default="")
+
+
+class SignOffInput(StrictFieldsMixin, serializers.Serializer):
+    role = serializers.ChoiceField(choices=["release_manager", "support"], required=False)
+    comment = serializers.CharField(required=False, allow_blank=True, max_length=2_000, default="")
+
+
+class DecideInput(StrictFieldsMixin, serializers.Serializer):
+    decision = serializers.ChoiceField(choices=Decision.Kind.values)
+    comment = serializers.CharField(required=False, allow_blank=True, max_length=5_000, default="")
+    override_reason = serializers.CharField(
+        required=False, allow_blank=True, max_length=5_000, default=""
+    )
+
+
+class RollbackInput(StrictFieldsMixin, serializers.Serializer):
+    reason = serializers.CharField(max_length=2_000)
+
+
+class ReviewOutput(serializers.ModelSerializer):
+    class Meta:
+        model = GateReview
+        fields = [
+            "id",
+            "phase",
+            "created_at",
+            "created_by",
+            "passed",
+            "results",
+            "checklist",
+            "signoffs",
+        ]
+
+
+class DecisionOutput(serializers.ModelSerializer):
+    user = serializers.CharField(source="user.username")
+
+    class Meta:
+        model = Decision
+        fields = [
+            "id",
+            "phase",
+            "review",
+            "kind",
+            "user",
+            "comment",
+            "override_reason",
+            "created_at",
+        ]
+
+
+class IncidentOutput(serializers.ModelSerializer):
+    class Meta:
+        model = Incident
+        fields = [
+            "id",
+            "plan",
+            "phase",
+            "trigger",
+            "reason",
+            "observed",
+            "steps",
+            "actor_label",
+            "created_at",
+        ]
+
+
+class PreviewOutput(serializers.Serializer):
+    plan = serializers.IntegerField()
+    status = serializers.CharField()
+    phase = serializers.CharField(allow_null=True)
+    next_step_at = serializers.CharField(allow_null=True)
+    blocked_by = serializers.CharField(allow_null=True)
+    targets = serializers.ListField(child=serializers.DictField())
+    admissions = serializers.ListField(child=serializers.DictField())
+    rollback = serializers.ListField(child=serializers.DictField())
