@@ -30,6 +30,8 @@ class SnapshotStore:
         self._lock = threading.Lock()
         self._pid: int | None = None
         self._dirty = False
+        self._failing_since: float | None = None
+        self._failing_logged = 0.0
         self.poll_seconds = POLL_SECONDS
         # Tests run without the thread: their uncommitted rows are invisible to its connection.
         self.threaded = True
@@ -110,9 +112,22 @@ class SnapshotStore:
             time.sleep(self.poll_seconds)
             try:
                 self.refresh()
-            except Exception:
-                logger.warning("config version check failed; serving the last snapshot")
+            except Exception as exc:
+                # Once per outage (and once a minute while it lasts), not twice a second.
+                if self._failing_since is None or time.monotonic() - self._failing_logged > 60:
+                    logger.warning(
+                        "config version check failing (%s); serving the last snapshot", exc
+                    )
+                    self._failing_logged = time.monotonic()
+                    self._failing_since = self._failing_since or time.monotonic()
                 _drop_connection()
+            else:
+                if self._failing_since is not None:
+                    logger.warning(
+                        "config version check recovered after %.0f s",
+                        time.monotonic() - self._failing_since,
+                    )
+                    self._failing_since = None
             self.run_after_poll_hooks()
             close_old_connections()
 
