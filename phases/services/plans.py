@@ -299,7 +299,12 @@ def phase_activate(*, phase: Phase, actor: Actor, now: dt.datetime) -> Phase:
         try:
             with transaction.atomic():
                 RampStep.objects.create(
-                    target=target, local_date=day, from_bp=current, to_bp=start, reason="activation"
+                    target=target,
+                    local_date=day,
+                    from_bp=current,
+                    to_bp=start,
+                    reason="activation",
+                    created_at=now,
                 )
         except IntegrityError:
             pass  # restarted on a day this target already stepped: still no second step today

@@ -61,7 +61,7 @@ def _due_plans(now: dt.datetime) -> list[tuple[RolloutPlan, Phase, dt.date]]:
     return due
 
 
-def step_target(*, target: PhaseTarget, day: dt.date, actor: Actor) -> bool:
+def step_target(*, target: PhaseTarget, day: dt.date, actor: Actor, now: dt.datetime) -> bool:
     """One step for one target on one plan-local date; False when there is nothing to do or the
     step was already taken (by this run, an earlier one, or a concurrent worker)."""
     if target.step_bp == 0:
@@ -74,7 +74,9 @@ def step_target(*, target: PhaseTarget, day: dt.date, actor: Actor) -> bool:
         new = min(current + target.step_bp, target.target_bp)
         try:
             with transaction.atomic():
-                RampStep.objects.create(target=target, local_date=day, from_bp=current, to_bp=new)
+                RampStep.objects.create(
+                    target=target, local_date=day, from_bp=current, to_bp=new, created_at=now
+                )
         except IntegrityError:
             return False
         flagops.set_bp(
@@ -92,7 +94,7 @@ def advance_ramps(*, now: dt.datetime, actor: Actor | None = None) -> dict[str, 
     stepped = 0
     for _plan, phase, day in _due_plans(now):
         for target in phase.targets.select_related("flag", "cohort", "phase__plan"):
-            if step_target(target=target, day=day, actor=actor):
+            if step_target(target=target, day=day, actor=actor, now=now):
                 stepped += 1
     return {"stepped": stepped}
 
@@ -114,7 +116,9 @@ def admit_one(*, admission: CohortAdmission, now: dt.datetime, actor: Actor) -> 
         previous = list(admission.batches.values_list("units", flat=True))
         try:
             with transaction.atomic():
-                batch = AdmissionBatch.objects.create(admission=admission, period_index=period)
+                batch = AdmissionBatch.objects.create(
+                    admission=admission, period_index=period, created_at=now
+                )
         except IntegrityError:
             return []
         admitted = sum(len(units) for units in previous)

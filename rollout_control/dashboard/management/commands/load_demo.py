@@ -9,6 +9,7 @@ from rollout_control.core.actors import Actor
 from rollout_control.core.models import ApiToken
 from rollout_control.core.roles import RELEASE_MANAGER, SUPPORT
 from rollout_control.core.services import api_token_create
+from rollout_control.dashboard.demo import demo_load
 
 DEMO_USERS = (
     # username, role, is_superuser
@@ -42,6 +43,10 @@ class Command(BaseCommand):
                 actor=actor,
                 user=get_user_model().objects.get(username="manager"),
             )
+        built = demo_load()
+        self.stdout.write(
+            "Demo plans, flags and metrics " + ("loaded." if built else "already there.")
+        )
         self.stdout.write("")
         self.stdout.write("=" * 64)
         self.stdout.write("Demo logins (passwords are new on every start):")
