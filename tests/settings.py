@@ -20,3 +20,10 @@ SNAPSHOT_POLLER_THREAD = False
 # One test database per pytest process: several runs (a developer's and a helper's, say) on one
 # machine must not share or drop each other's database.
 DATABASES["default"]["TEST"] = {"NAME": f"test_{DATABASES['default']['NAME']}_{os.getpid()}"}  # noqa: F405
+
+# Tasks enqueued by services run in-process (the real task functions against the real database);
+# the broker path is covered by tests that start a real worker and send tasks by name.
+CELERY_TASK_ALWAYS_EAGER = True
+CELERY_TASK_EAGER_PROPAGATES = True
+EMAIL_BACKEND = "django.core.mail.backends.locmem.EmailBackend"
+TEAM_EMAILS = ["releases@example.com"]
