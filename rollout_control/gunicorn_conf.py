@@ -17,3 +17,8 @@ def child_exit(server: object, worker: object) -> None:
     # A dead worker's live gauges must not be summed into /metrics any more.
     if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
         multiprocess.mark_process_dead(worker.pid)
+
+
+# gunicorn's control socket lives at one fixed path per user; several servers on one machine
+# (tests, benchmarks, the quickstart) would fight over it, and nothing here uses it.
+control_socket_disable = True

@@ -36,6 +36,9 @@ def child_env(**overrides: str) -> dict[str, str]:
         DJANGO_SETTINGS_MODULE="tests.settings",
         ROLLOUT_MODE="development",
         DATABASE_URL=test_database_url(),
+        # A child is a real deployment in miniature: background snapshot polling, real queues.
+        SNAPSHOT_POLLER_THREAD="true",
+        CELERY_TASK_ALWAYS_EAGER="false",
         PYTHONPATH=str(ROOT),
     )
     env.update(overrides)

@@ -15,15 +15,17 @@ from rollout_control.settings import *  # noqa: F403
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 
 # Test transactions are invisible to a second connection, so snapshots refresh inline instead.
-SNAPSHOT_POLLER_THREAD = False
+SNAPSHOT_POLLER_THREAD = env_bool("SNAPSHOT_POLLER_THREAD", False)  # noqa: F405
 
 # One test database per pytest process: several runs (a developer's and a helper's, say) on one
 # machine must not share or drop each other's database.
 DATABASES["default"]["TEST"] = {"NAME": f"test_{DATABASES['default']['NAME']}_{os.getpid()}"}  # noqa: F405
 
+# Child processes (gunicorn, worker, beat started by tests) get both back on: see
+# tests/processes.py child_env.
 # Tasks enqueued by services run in-process (the real task functions against the real database);
 # the broker path is covered by tests that start a real worker and send tasks by name.
-CELERY_TASK_ALWAYS_EAGER = True
+CELERY_TASK_ALWAYS_EAGER = env_bool("CELERY_TASK_ALWAYS_EAGER", True)  # noqa: F405
 CELERY_TASK_EAGER_PROPAGATES = True
 EMAIL_BACKEND = "django.core.mail.backends.locmem.EmailBackend"
 TEAM_EMAILS = ["releases@example.com"]
