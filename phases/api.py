@@ -11,11 +11,13 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from phases import selectors, services
-from phases.exceptions import NotAllowed, PhaseNotActive
+from phases.exceptions import InvalidPlan, NotAllowed, PhaseNotActive
 from phases.models import RolloutPlan
 from phases.serializers import (
     DecideInput,
     DecisionOutput,
+    GuardrailInput,
+    GuardrailOutput,
     IncidentOutput,
     PlanCreateInput,
     PlanOutput,
@@ -222,3 +224,28 @@ class PreviewView(APIView):
     )
     def get(self, request: Request, pk: int) -> Response:
         return Response(selectors.plan_preview(plan=_plan(pk)))
+
+
+class GuardrailsView(APIView):
+    permission_classes = [StaffReadsReleaseManagerWrites]
+
+    @extend_schema(responses={200: GuardrailOutput(many=True)}, summary="A plan's guardrails")
+    def get(self, request: Request, pk: int) -> Response:
+        return Response(GuardrailOutput(_plan(pk).guardrails.all(), many=True).data)
+
+    @extend_schema(
+        request=GuardrailInput, responses={201: GuardrailOutput}, summary="Add a guardrail"
+    )
+    def post(self, request: Request, pk: int) -> Response:
+        plan = _plan(pk)
+        data = GuardrailInput(data=request.data)
+        data.is_valid(raise_exception=True)
+        values = dict(data.validated_data)
+        phase_id = values.pop("phase")
+        phase = plan.phases.filter(pk=phase_id).first() if phase_id else None
+        if phase_id and phase is None:
+            raise InvalidPlan("No such phase in this plan.", field="phase")
+        guardrail = services.guardrail_create(
+            plan=plan, phase=phase, actor=Actor.from_request(request), **values
+        )
+        return Response(GuardrailOutput(guardrail).data, status=status.HTTP_201_CREATED)

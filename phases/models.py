@@ -151,8 +151,17 @@ class PhaseTarget(models.Model):
                 condition=models.Q(target_bp__gte=models.F("start_bp")),
                 name="target_not_below_start",
             ),
+            # One target per flag and cohort, and one "everyone else" target per flag (two partial
+            # constraints: SQLite cannot treat NULLs as equal in a unique constraint).
             models.UniqueConstraint(
-                fields=["phase", "flag", "cohort"], name="target_unique", nulls_distinct=False
+                fields=["phase", "flag", "cohort"],
+                condition=models.Q(cohort__isnull=False),
+                name="target_unique",
+            ),
+            models.UniqueConstraint(
+                fields=["phase", "flag"],
+                condition=models.Q(cohort__isnull=True),
+                name="target_unique_default",
             ),
         ]
 
@@ -232,6 +241,7 @@ class AdmissionBatch(models.Model):
 
     class Meta:
         ordering = ["period_index"]
+        verbose_name_plural = "admission batches"
         constraints = [
             models.UniqueConstraint(
                 fields=["admission", "period_index"], name="one_batch_per_period"
@@ -386,3 +396,100 @@ class Incident(models.Model):
 
     def __str__(self) -> str:
         return f"{self.plan} {self.trigger} at {self.created_at:%Y-%m-%d %H:%M}"
+
+
+class Guardrail(models.Model):
+    """A health criterion checked every minute while its plan is live. After `failures_to_act`
+    consecutive failures it acts: alert, pause the plan, or roll it back."""
+
+    class Action(models.TextChoices):
+        ALERT = "alert"
+        PAUSE = "pause"
+        ROLLBACK = "rollback"
+
+    plan = models.ForeignKey(RolloutPlan, on_delete=models.CASCADE, related_name="guardrails")
+    phase = models.ForeignKey(
+        Phase,
+        null=True,
+        blank=True,
+        on_delete=models.CASCADE,
+        related_name="guardrails",
+        help_text="Only while this phase is active (empty: the whole plan).",
+    )
+    name = models.CharField(max_length=100)
+    metric = models.CharField(max_length=100)
+    comparator = models.CharField(
+        max_length=3,
+        choices=GateCriterion.Comparator.choices,
+        help_text="Fails when value <comparator> threshold",
+    )
+    threshold = models.FloatField()
+    window = models.CharField(max_length=10, default="5m")
+    min_samples = models.PositiveIntegerField(default=0)
+    filters = models.JSONField(default=dict, blank=True)
+    failures_to_act = models.PositiveIntegerField(default=3)
+    action = models.CharField(max_length=10, choices=Action.choices)
+    trigger = models.CharField(
+        max_length=40, choices=Incident.Trigger.choices, blank=True, help_text="For rollbacks."
+    )
+    enabled = models.BooleanField(default=True)
+    consecutive_failures = models.PositiveIntegerField(default=0)
+    last_verdict = models.CharField(max_length=20, blank=True)
+    last_value = models.FloatField(null=True, blank=True)
+    last_checked_at = models.DateTimeField(null=True, blank=True)
+    acted_at = models.DateTimeField(
+        null=True, blank=True, help_text="Set when it acted; cleared when it passes again."
+    )
+
+    class Meta:
+        ordering = ["plan", "id"]
+        constraints = [
+            models.CheckConstraint(
+                condition=models.Q(failures_to_act__gte=1), name="guardrail_failures_positive"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        rule = f"{self.metric} {self.get_comparator_display()} {self.threshold}"
+        return f"{self.name}: fails when {rule} ({self.action})"
+
+
+class GuardrailCheck(models.Model):
+    """One check of one guardrail (for the dashboard's charts). Unique per minute: a second
+    scheduler or a retried task in the same minute does not count twice."""
+
+    guardrail = models.ForeignKey(Guardrail, on_delete=models.CASCADE, related_name="checks")
+    minute = models.DateTimeField()
+    checked_at = models.DateTimeField(default=_now)
+    value = models.FloatField(null=True, blank=True)
+    samples = models.PositiveIntegerField(default=0)
+    verdict = models.CharField(max_length=20)
+    acted = models.CharField(max_length=20, blank=True)
+
+    class Meta:
+        ordering = ["-minute"]
+        constraints = [
+            models.UniqueConstraint(fields=["guardrail", "minute"], name="one_check_per_minute")
+        ]
+        indexes = [models.Index(fields=["guardrail", "minute"], name="guardrail_check_time_idx")]
+
+    def __str__(self) -> str:
+        return f"{self.guardrail} at {self.minute:%Y-%m-%d %H:%M}: {self.verdict}"
+
+
+class DegradationState(models.Model):
+    """Graceful degradation (a single row): the level, when it started, and what was turned off
+    (with each flag's state before) so it can come back as it was."""
+
+    level = models.PositiveSmallIntegerField(
+        default=0, help_text="0 normal, 1 non-essential off, 2 also ramping plans off"
+    )
+    changed_at = models.DateTimeField(default=_now)
+    calm_since = models.DateTimeField(null=True, blank=True, help_text="Stress below 0.7 since.")
+    last_stress = models.FloatField(null=True, blank=True)
+    saved = models.JSONField(
+        default=dict, blank=True, help_text="{flag key: state before degradation}"
+    )
+
+    def __str__(self) -> str:
+        return f"degradation level {self.level}"

@@ -270,3 +270,87 @@ TEMPLATES = {
     "feature-release": ("Feature release (five phases)", FEATURE_RELEASE),
     "tenant-onboarding": ("Tenant onboarding (week by week)", TENANT_ONBOARDING),
 }
+
+
+# From the seeds' "Monitoring & Alerts" and "Rollback Triggers": alert rules, and one rollback
+# guardrail per trigger. Thresholds are the defaults; a plan may change them.
+DEFAULT_GUARDRAILS: list[dict[str, Any]] = [
+    {
+        "name": "Error rate above 2 %",
+        "metric": "error_rate",
+        "comparator": "gt",
+        "threshold": 0.02,
+        "window": "5m",
+        "failures_to_act": 1,
+        "action": "alert",
+    },
+    {
+        "name": "Response time above 1 s",
+        "metric": "latency_p95",
+        "comparator": "gt",
+        "threshold": 1000,
+        "window": "5m",
+        "failures_to_act": 1,
+        "action": "alert",
+    },
+    {
+        "name": "Failed logins above 10 a minute",
+        "metric": "failed_logins_rate",
+        "comparator": "gt",
+        "threshold": 10,
+        "window": "5m",
+        "failures_to_act": 1,
+        "action": "alert",
+    },
+    {
+        "name": "Background job failures",
+        "metric": "job_failures",
+        "comparator": "gt",
+        "threshold": 0,
+        "window": "15m",
+        "failures_to_act": 1,
+        "action": "alert",
+    },
+    {
+        "name": "Error rate spike",
+        "metric": "error_rate",
+        "comparator": "gt",
+        "threshold": 0.02,
+        "window": "5m",
+        "failures_to_act": 3,
+        "action": "rollback",
+        "trigger": "error_rate_spike",
+    },
+    {
+        "name": "Performance degradation",
+        "metric": "latency_p95",
+        "comparator": "gt",
+        "threshold": 2000,
+        "window": "5m",
+        "failures_to_act": 3,
+        "action": "rollback",
+        "trigger": "performance_degradation",
+    },
+    {
+        "name": "Data corruption detected",
+        "metric": "data_corruption",
+        "comparator": "gt",
+        "threshold": 0,
+        "window": "15m",
+        "failures_to_act": 1,
+        "action": "rollback",
+        "trigger": "data_corruption_detected",
+    },
+    {
+        "name": "User satisfaction drop",
+        "metric": "feedback_satisfaction",
+        "comparator": "lt",
+        "threshold": 4.0,
+        "window": "1d",
+        "failures_to_act": 3,
+        "action": "rollback",
+        "trigger": "user_satisfaction_drop",
+    },
+]
+FEATURE_RELEASE["guardrails"] = DEFAULT_GUARDRAILS
+TENANT_ONBOARDING["guardrails"] = DEFAULT_GUARDRAILS

@@ -205,3 +205,42 @@ class PreviewOutput(serializers.Serializer):
     targets = serializers.ListField(child=serializers.DictField())
     admissions = serializers.ListField(child=serializers.DictField())
     rollback = serializers.ListField(child=serializers.DictField())
+
+
+class GuardrailInput(StrictFieldsMixin, serializers.Serializer):
+    name = serializers.CharField(max_length=100)
+    metric = serializers.CharField(max_length=100)
+    comparator = serializers.ChoiceField(
+        choices=["lt", "lte", "gt", "gte", "eq"],
+        help_text="Fails when value <comparator> threshold",
+    )
+    threshold = serializers.FloatField()
+    window = serializers.CharField(max_length=10, default="5m")
+    min_samples = serializers.IntegerField(min_value=0, default=0)
+    failures_to_act = serializers.IntegerField(default=3)
+    action = serializers.CharField(max_length=10)
+    trigger = serializers.CharField(max_length=40, required=False, allow_blank=True, default="")
+    filters = serializers.DictField(
+        child=serializers.CharField(max_length=200), required=False, default=dict
+    )
+    phase = serializers.IntegerField(required=False, allow_null=True, default=None)
+
+
+class GuardrailOutput(serializers.Serializer):
+    id = serializers.IntegerField()
+    name = serializers.CharField()
+    metric = serializers.CharField()
+    comparator = serializers.CharField()
+    threshold = serializers.FloatField()
+    window = serializers.CharField()
+    min_samples = serializers.IntegerField()
+    failures_to_act = serializers.IntegerField()
+    action = serializers.CharField()
+    trigger = serializers.CharField()
+    filters = serializers.DictField()
+    phase = serializers.IntegerField(source="phase_id", allow_null=True)
+    enabled = serializers.BooleanField()
+    consecutive_failures = serializers.IntegerField()
+    last_verdict = serializers.CharField()
+    last_value = serializers.FloatField(allow_null=True)
+    last_checked_at = serializers.DateTimeField(allow_null=True)

@@ -28,3 +28,12 @@ def advance_rollouts() -> dict[str, int]:
 @shared_task(name="phases.tasks.admit_cohorts", ignore_result=True)
 def admit_cohorts_task() -> dict[str, int]:
     return admit_cohorts(now=timezone.now())
+
+
+@shared_task(name="phases.tasks.check_guardrails", ignore_result=True)
+def check_guardrails_task() -> dict[str, object]:
+    """Every minute: guardrails of live plans, then graceful degradation."""
+    from phases.services import check_guardrails, degradation_check
+
+    now = timezone.now()
+    return check_guardrails(now=now) | {"degradation": degradation_check(now=now)}

@@ -17,4 +17,5 @@ urlpatterns = [
     ),
     path("plans/<int:pk>/complete/", api.CompleteView.as_view(), name="plan-complete"),
     path("plans/<int:pk>/preview/", api.PreviewView.as_view(), name="plan-preview"),
+    path("plans/<int:pk>/guardrails/", api.GuardrailsView.as_view(), name="plan-guardrails"),
 ]

@@ -13,6 +13,11 @@ BEAT_SCHEDULE: dict[str, dict[str, object]] = {
         "schedule": HEARTBEAT_INTERVAL_SECONDS,
         "options": {"expires": HEARTBEAT_INTERVAL_SECONDS},
     },
+    "check guardrails": {
+        "task": "phases.tasks.check_guardrails",
+        "schedule": 60.0,
+        "options": {"expires": 60.0},
+    },
     "advance rollouts": {
         "task": "phases.tasks.advance_rollouts",
         "schedule": 900.0,

@@ -113,6 +113,7 @@ INSTALLED_APPS = [
     "flags",
     "monitoring",
     "phases",
+    "feedback",
     "rollout_control.dashboard",
 ]
 

@@ -65,3 +65,36 @@ def _fresh_snapshots() -> Iterator[None]:
     store.reset()
     yield
     store.reset()
+
+
+# Data migrations that create reference rows, in dependency order, as (module, function).
+SEED_MIGRATIONS = [
+    ("rollout_control.core.migrations.0002_roles", "create_roles"),
+    ("rollout_control.core.migrations.0004_config_version_row", "create_row"),
+    ("monitoring.migrations.0003_default_definitions", "create"),
+    ("monitoring.migrations.0004_data_corruption_definition", "create"),
+    ("feedback.migrations.0001_feedback_metric_definitions", "create"),
+    ("phases.migrations.0002_seed_templates", "install"),
+    ("phases.migrations.0004_template_guardrails", "add"),
+]
+
+
+@pytest.fixture(autouse=True)
+def _reference_data(request: pytest.FixtureRequest) -> None:
+    """Transactional tests (real processes, threads, a live server) flush the database when they
+    end, taking the rows the data migrations made (roles, metric definitions, templates) with
+    them. Before each database test, put them back if they are gone. (Serialized rollback would
+    do this, but its saved copy lives on a connection object that Playwright's greenlet does not
+    see.)"""
+    if request.node.get_closest_marker("django_db") is None and "db" not in request.fixturenames:
+        return
+    request.getfixturevalue("_django_db_helper")
+    from importlib import import_module
+
+    from django.apps import apps
+    from django.contrib.auth.models import Group
+
+    if Group.objects.filter(name="release_manager").exists():
+        return
+    for module, function in SEED_MIGRATIONS:
+        getattr(import_module(module), function)(apps, None)

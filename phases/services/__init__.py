@@ -1,6 +1,8 @@
 """Every write to plans, phases, ramps, gates and rollbacks. Split by concern; import from here."""
 
+from phases.services.degradation import degradation_check
 from phases.services.gates import checklist_tick, decide, evaluate_gate, sign_off
+from phases.services.guardrails import check_guardrails, check_one, guardrail_create
 from phases.services.plans import (
     live_plan_for_flag,
     phase_activate,
@@ -21,10 +23,14 @@ __all__ = [
     "admit_cohorts",
     "admit_one",
     "advance_ramps",
+    "check_guardrails",
+    "check_one",
     "checklist_tick",
     "checkpoint_take",
     "decide",
+    "degradation_check",
     "evaluate_gate",
+    "guardrail_create",
     "live_plan_for_flag",
     "phase_activate",
     "plan_activate",

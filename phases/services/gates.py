@@ -264,6 +264,7 @@ def decide(
                 now=now,
             )
         notify.send_team_note(
+            "gate.decision",
             f"[{decision.get_kind_display()}] {plan.name}: {phase.name}",
             f"{user.get_username()} decided {decision.get_kind_display()} for {phase.name}."
             f"\n{comment}\n" + (f"Override: {override_reason}\n" if override_reason else ""),

@@ -70,7 +70,11 @@ def send_kickoff(phase: Phase) -> list[str]:
     return recipients
 
 
-def send_team_note(subject: str, body: str) -> list[str]:
-    recipients = list(settings.TEAM_EMAILS)
-    _send_later(subject, body, recipients)
-    return recipients
+def send_team_note(
+    event: str, subject: str, body: str, data: dict[str, object] | None = None
+) -> list[str]:
+    """E-mail to the team and every interested webhook (see core/notifications.py)."""
+    from rollout_control.core.notifications import notify
+
+    notify(event=event, subject=subject, text=body, data=data)
+    return list(settings.TEAM_EMAILS)

@@ -166,6 +166,21 @@ def _build_phase(
     return start + dt.timedelta(days=days) if start else None
 
 
+def _guardrail_from_spec(
+    plan: RolloutPlan, index: int, spec: dict[str, Any], ctx: dict[str, Any], actor: Actor
+) -> None:
+    from phases.services.guardrails import guardrail_create
+
+    values = dict(spec)
+    filters = dict(values.pop("filters", {}))
+    if values.get("flag"):
+        filters["flag"] = ctx["flags"][values.pop("flag")].name
+    try:
+        guardrail_create(plan=plan, actor=actor, filters=filters, **values)
+    except DomainError as exc:
+        raise InvalidPlan(exc.message, field=f"guardrails[{index}].{exc.field}") from None
+
+
 def plan_create(
     *,
     name: str,
@@ -188,6 +203,11 @@ def plan_create(
     weekdays = definition.get("allowed_weekdays", list(range(7)))
     _validate_settings(tz_name, hour, weekdays)
     with transaction.atomic():
+        mapped = [flags[slot] for slot in definition.get("flags", []) if flags.get(slot)]
+        if len(set(mapped)) != len(mapped):
+            raise InvalidPlan(
+                "Map each of the template's flags to a different flag.", field="flags"
+            )
         ctx = {
             "flags": {
                 slot: _lookup(Flag, flags, slot, "flags") for slot in definition.get("flags", [])
@@ -214,6 +234,8 @@ def plan_create(
             start = _build_phase(plan, position, spec, ctx, start)
         if not plan.phases.exists():
             raise InvalidPlan("A plan needs at least one phase.", field="phases")
+        for index, spec in enumerate(definition.get("guardrails", [])):
+            _guardrail_from_spec(plan, index, spec, ctx, actor)
         for slot, attribute in definition.get("stickiness", {}).items():
             flag = ctx["flags"][slot]
             if flag.stickiness != attribute:

@@ -86,9 +86,17 @@ def plan_rollback(
         plan.status, plan.status_reason = RolloutPlan.Status.ROLLED_BACK, reason or trigger
         _save(plan, "status", "status_reason")
         recipients = notify.send_team_note(
+            "plan.rolled_back",
             f"[rollback] {plan.name}: {trigger}",
             f"{plan.name} was rolled back ({trigger}) by {actor.label}.\n{reason}\n\nSteps:\n"
             + "\n".join(f"- {step['action']} {step['flag']}" for step in steps),
+            {
+                "plan": plan.name,
+                "plan_id": plan.pk,
+                "trigger": trigger,
+                "observed": observed or {},
+                "steps": steps,
+            },
         )
         steps.append({"action": "team_alerted", "recipients": recipients})
         incident = Incident.objects.create(

@@ -3,7 +3,7 @@ from django.db.models import QuerySet
 from django.http import HttpRequest
 
 from rollout_control.core.actors import Actor
-from rollout_control.core.models import ApiToken, AuditEntry
+from rollout_control.core.models import ApiToken, AuditEntry, WebhookDelivery, WebhookEndpoint
 from rollout_control.core.services import api_token_revoke
 
 
@@ -64,3 +64,56 @@ class AuditEntryAdmin(admin.ModelAdmin):
 
     def has_delete_permission(self, request: HttpRequest, obj: AuditEntry | None = None) -> bool:
         return False
+
+
+class DeliveryInline(admin.TabularInline):
+    model = WebhookDelivery
+    extra = 0
+    max_num = 0
+    can_delete = False
+    fields = ["created_at", "event", "attempts", "response_status", "delivered_at", "last_error"]
+    readonly_fields = fields
+    ordering = ["-created_at"]
+
+
+@admin.register(WebhookEndpoint)
+class WebhookEndpointAdmin(admin.ModelAdmin):
+    """Targets and secrets are configuration an operator manages here; failures show inline."""
+
+    list_display = [
+        "name",
+        "kind",
+        "url",
+        "enabled",
+        "last_success_at",
+        "last_failure_at",
+        "last_error",
+    ]
+    list_filter = ["kind", "enabled"]
+    readonly_fields = ["last_success_at", "last_failure_at", "last_error"]
+    inlines = [DeliveryInline]
+
+    def save_model(
+        self, request: HttpRequest, obj: WebhookEndpoint, form: object, change: bool
+    ) -> None:
+        from rollout_control.core.services import audit_record
+
+        def state(endpoint: WebhookEndpoint) -> dict[str, object]:
+            return {
+                "name": endpoint.name,
+                "url": endpoint.url,
+                "kind": endpoint.kind,
+                "enabled": endpoint.enabled,
+                "events": endpoint.events,
+            }
+
+        before = state(WebhookEndpoint.objects.get(pk=obj.pk)) if change else None
+        super().save_model(request, obj, form, change)
+        action = "webhook.update" if change else "webhook.create"
+        audit_record(
+            actor=Actor.for_user(request.user),
+            action=action,
+            obj=obj,
+            before=before,
+            after=state(obj),
+        )

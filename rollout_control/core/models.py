@@ -102,3 +102,57 @@ class ConfigVersion(models.Model):
 
     def __str__(self) -> str:
         return f"config version {self.version}"
+
+
+class WebhookEndpoint(models.Model):
+    """Where alerts go besides e-mail: generic JSON signed with HMAC-SHA256, or Slack-style."""
+
+    class Kind(models.TextChoices):
+        GENERIC = "generic", "Generic JSON (signed)"
+        SLACK = "slack", 'Slack-compatible {"text": …}'
+
+    name = models.CharField(max_length=100)
+    url = models.URLField(max_length=500)
+    kind = models.CharField(max_length=10, choices=Kind.choices, default=Kind.GENERIC)
+    secret = models.CharField(
+        max_length=200, blank=True, help_text="HMAC key for generic webhooks."
+    )
+    events = models.JSONField(
+        default=list, blank=True, help_text="Event kinds to send; empty = all."
+    )
+    enabled = models.BooleanField(default=True)
+    last_success_at = models.DateTimeField(null=True, blank=True)
+    last_failure_at = models.DateTimeField(null=True, blank=True)
+    last_error = models.TextField(blank=True)
+
+    class Meta:
+        ordering = ["name"]
+
+    def __str__(self) -> str:
+        return self.name
+
+    def wants(self, event: str) -> bool:
+        return self.enabled and (not self.events or event in self.events)
+
+
+class WebhookDelivery(models.Model):
+    """One webhook message and how its delivery went (visible in the admin)."""
+
+    endpoint = models.ForeignKey(
+        WebhookEndpoint, on_delete=models.CASCADE, related_name="deliveries"
+    )
+    event = models.CharField(max_length=50)
+    payload = models.JSONField()
+    created_at = models.DateTimeField(default=timezone.now)
+    attempts = models.PositiveIntegerField(default=0)
+    delivered_at = models.DateTimeField(null=True, blank=True)
+    response_status = models.PositiveIntegerField(null=True, blank=True)
+    last_error = models.TextField(blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        verbose_name_plural = "webhook deliveries"
+
+    def __str__(self) -> str:
+        state = "delivered" if self.delivered_at else f"{self.attempts} attempt(s)"
+        return f"{self.event} → {self.endpoint} ({state})"

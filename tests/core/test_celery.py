@@ -38,6 +38,8 @@ def test_install_periodic_tasks__creates_missing__keeps_admin_edits() -> None:
 
 @pytest.mark.slow
 @pytest.mark.django_db(transaction=True)
+# The suite runs services' tasks eagerly; send_task always uses the broker, as meant here.
+@pytest.mark.filterwarnings("ignore::celery.exceptions.AlwaysEagerIgnored")
 def test_worker__task_sent_by_name__effect_in_postgres(tmp_path: object) -> None:
     queue = f"test-{uuid.uuid4().hex[:8]}"
     env = child_env(CELERY_QUEUE=queue)

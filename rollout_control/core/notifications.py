@@ -1,0 +1,114 @@
+"""Alerts to people and systems: e-mail to the team and signed webhooks, sent by Celery with
+retries and backoff after the transaction commits.
+
+Generic webhooks POST `{"event", "sent_at", "data"}` with headers
+`X-Rollout-Timestamp: <unix seconds>` and
+`X-Rollout-Signature: sha256=<hex HMAC-SHA256(secret, "<timestamp>.<raw body>")>`.
+A receiver recomputes the HMAC over the timestamp, a dot and the exact body bytes, compares in
+constant time, and rejects timestamps older than a few minutes (replays). Slack-style webhooks
+get `{"text": "..."}` and no signature.
+"""
+
+import hashlib
+import hmac
+import json
+import time
+import urllib.error
+import urllib.request
+from typing import Any
+
+from django.conf import settings
+from django.db import transaction
+from django.utils import timezone
+
+from rollout_control.core.models import WebhookDelivery, WebhookEndpoint
+
+TIMEOUT_SECONDS = 5
+
+
+def sign(secret: str, timestamp: str, body: bytes) -> str:
+    digest = hmac.new(secret.encode(), timestamp.encode() + b"." + body, hashlib.sha256).hexdigest()
+    return f"sha256={digest}"
+
+
+def notify(
+    *, event: str, subject: str, text: str, data: dict[str, Any] | None = None, email: bool = True
+) -> list[int]:
+    """Queues an e-mail to the team and one delivery per interested webhook endpoint."""
+    from rollout_control.core.tasks import deliver_webhook, send_team_email
+
+    payload = {
+        "event": event,
+        "sent_at": timezone.now().isoformat(),
+        "subject": subject,
+        "text": text,
+        "data": data or {},
+    }
+    deliveries = [
+        WebhookDelivery.objects.create(endpoint=endpoint, event=event, payload=payload).pk
+        for endpoint in WebhookEndpoint.objects.filter(enabled=True)
+        if endpoint.wants(event)
+    ]
+    recipients = list(settings.TEAM_EMAILS) if email else []
+
+    def enqueue() -> None:
+        for delivery_id in deliveries:
+            deliver_webhook.delay(delivery_id=delivery_id)
+        if recipients:
+            send_team_email.delay(subject=subject, body=text, recipients=recipients)
+
+    transaction.on_commit(enqueue)
+    return deliveries
+
+
+def _body(delivery: WebhookDelivery) -> bytes:
+    payload = delivery.payload
+    if delivery.endpoint.kind == WebhookEndpoint.Kind.SLACK:
+        return json.dumps({"text": f"*{payload['subject']}*\n{payload['text']}"}).encode()
+    return json.dumps(
+        {
+            "event": payload["event"],
+            "sent_at": payload["sent_at"],
+            "data": payload["data"] | {"subject": payload["subject"], "text": payload["text"]},
+        },
+        separators=(",", ":"),
+    ).encode()
+
+
+def webhook_deliver(*, delivery_id: int) -> bool:
+    """One attempt. Records the outcome on the delivery and its endpoint; raises OSError on a
+    failure so the task retries with backoff."""
+    delivery = WebhookDelivery.objects.select_related("endpoint").get(pk=delivery_id)
+    if delivery.delivered_at:
+        return True  # a retried task after a success: nothing to do
+    endpoint = delivery.endpoint
+    body = _body(delivery)
+    headers = {"Content-Type": "application/json", "User-Agent": "rollout-control/1"}
+    if endpoint.kind == WebhookEndpoint.Kind.GENERIC and endpoint.secret:
+        timestamp = str(int(time.time()))
+        headers |= {
+            "X-Rollout-Timestamp": timestamp,
+            "X-Rollout-Signature": sign(endpoint.secret, timestamp, body),
+        }
+    request = urllib.request.Request(endpoint.url, data=body, headers=headers, method="POST")  # noqa: S310
+    delivery.attempts += 1
+    now = timezone.now()
+    try:
+        with urllib.request.urlopen(request, timeout=TIMEOUT_SECONDS) as response:  # noqa: S310 (admin-set URL)
+            status = response.status
+    except urllib.error.HTTPError as exc:
+        status, error = exc.code, f"HTTP {exc.code}"
+    except OSError as exc:
+        status, error = None, str(exc)[:500]
+    else:
+        error = ""
+    delivery.response_status = status
+    if status is not None and 200 <= status < 300:
+        delivery.delivered_at, delivery.last_error = now, ""
+        delivery.save(update_fields=["attempts", "response_status", "delivered_at", "last_error"])
+        WebhookEndpoint.objects.filter(pk=endpoint.pk).update(last_success_at=now)
+        return True
+    delivery.last_error = error
+    delivery.save(update_fields=["attempts", "response_status", "last_error"])
+    WebhookEndpoint.objects.filter(pk=endpoint.pk).update(last_failure_at=now, last_error=error)
+    raise OSError(f"webhook {endpoint.name} failed: {error}")

@@ -1,0 +1,29 @@
+from celery import shared_task
+from django.conf import settings
+from django.core.mail import send_mail
+
+from rollout_control.core.notifications import webhook_deliver
+
+
+@shared_task(
+    name="core.tasks.deliver_webhook",
+    autoretry_for=(OSError,),
+    retry_backoff=2,
+    retry_backoff_max=600,
+    max_retries=10,
+    ignore_result=True,
+)
+def deliver_webhook(*, delivery_id: int) -> bool:
+    return webhook_deliver(delivery_id=delivery_id)
+
+
+@shared_task(
+    name="core.tasks.send_team_email",
+    autoretry_for=(OSError,),
+    retry_backoff=5,
+    retry_backoff_max=600,
+    max_retries=8,
+    ignore_result=True,
+)
+def send_team_email(*, subject: str, body: str, recipients: list[str]) -> None:
+    send_mail(subject, body, settings.DEFAULT_FROM_EMAIL, recipients)
