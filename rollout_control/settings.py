@@ -362,3 +362,6 @@ TEAM_EMAILS = env_list("TEAM_EMAILS", [])
 TEAM_NAME = env_str("TEAM_NAME", "The release team")
 SUPPORT_CONTACT = env_str("SUPPORT_CONTACT", "support@localhost")
 SUPPORT_HOURS = env_str("SUPPORT_HOURS", "Monday to Friday, 9:00-17:00")
+
+# Guardrails are checked once per interval (beat's "check guardrails" entry should match).
+GUARDRAIL_INTERVAL_SECONDS = env_int("GUARDRAIL_INTERVAL_SECONDS", 60, minimum=1)

@@ -12,6 +12,7 @@ import logging
 import operator
 from typing import Any
 
+from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.db.models import Q
 
@@ -172,7 +173,9 @@ def _act(guardrail: Guardrail, plan: RolloutPlan, value: float | None, now: dt.d
 
 def check_one(*, guardrail: Guardrail, now: dt.datetime) -> GuardrailCheck | None:
     """One check for this minute, or None when this minute was already checked."""
-    minute = now.replace(second=0, microsecond=0)
+    # One check per guardrail per interval: the bucket start is the row's unique key.
+    interval = settings.GUARDRAIL_INTERVAL_SECONDS
+    minute = dt.datetime.fromtimestamp(int(now.timestamp()) // interval * interval, tz=dt.UTC)
     with transaction.atomic():
         guardrail = (
             Guardrail.objects.select_for_update().select_related("plan").get(pk=guardrail.pk)
