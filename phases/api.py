@@ -16,6 +16,8 @@ from phases.models import RolloutPlan
 from phases.serializers import (
     DecideInput,
     DecisionOutput,
+    FreezeWindowInput,
+    FreezeWindowOutput,
     GuardrailInput,
     GuardrailOutput,
     IncidentOutput,
@@ -249,3 +251,34 @@ class GuardrailsView(APIView):
             plan=plan, phase=phase, actor=Actor.from_request(request), **values
         )
         return Response(GuardrailOutput(guardrail).data, status=status.HTTP_201_CREATED)
+
+
+class FreezeWindowsView(APIView):
+    permission_classes = [StaffReadsReleaseManagerWrites]
+
+    @extend_schema(
+        responses={200: FreezeWindowOutput(many=True)}, summary="A plan's freeze windows"
+    )
+    def get(self, request: Request, pk: int) -> Response:
+        return Response(FreezeWindowOutput(_plan(pk).freeze_windows.all(), many=True).data)
+
+    @extend_schema(
+        request=FreezeWindowInput,
+        responses={201: FreezeWindowOutput},
+        summary="Add a freeze window",
+    )
+    def post(self, request: Request, pk: int) -> Response:
+        data = FreezeWindowInput(data=request.data)
+        data.is_valid(raise_exception=True)
+        window = services.freeze_window_add(
+            plan=_plan(pk), actor=Actor.from_request(request), **data.validated_data
+        )
+        return Response(FreezeWindowOutput(window).data, status=status.HTTP_201_CREATED)
+
+
+class FreezeWindowDetailView(_PlanAction):
+    @extend_schema(request=None, responses={204: None}, summary="Remove a freeze window")
+    def delete(self, request: Request, pk: int, window_id: int) -> Response:
+        window = get_object_or_404(_plan(pk).freeze_windows, pk=window_id)
+        services.freeze_window_remove(window=window, actor=Actor.from_request(request))
+        return Response(status=status.HTTP_204_NO_CONTENT)

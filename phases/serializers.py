@@ -244,3 +244,16 @@ class GuardrailOutput(serializers.Serializer):
     last_verdict = serializers.CharField()
     last_value = serializers.FloatField(allow_null=True)
     last_checked_at = serializers.DateTimeField(allow_null=True)
+
+
+class FreezeWindowInput(StrictFieldsMixin, serializers.Serializer):
+    starts_at = serializers.DateTimeField()
+    ends_at = serializers.DateTimeField()
+    reason = serializers.CharField(max_length=200, required=False, allow_blank=True, default="")
+
+
+class FreezeWindowOutput(serializers.Serializer):
+    id = serializers.IntegerField()
+    starts_at = serializers.DateTimeField()
+    ends_at = serializers.DateTimeField()
+    reason = serializers.CharField()

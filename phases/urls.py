@@ -18,4 +18,14 @@ urlpatterns = [
     path("plans/<int:pk>/complete/", api.CompleteView.as_view(), name="plan-complete"),
     path("plans/<int:pk>/preview/", api.PreviewView.as_view(), name="plan-preview"),
     path("plans/<int:pk>/guardrails/", api.GuardrailsView.as_view(), name="plan-guardrails"),
+    path(
+        "plans/<int:pk>/freeze-windows/",
+        api.FreezeWindowsView.as_view(),
+        name="plan-freeze-windows",
+    ),
+    path(
+        "plans/<int:pk>/freeze-windows/<int:window_id>/",
+        api.FreezeWindowDetailView.as_view(),
+        name="plan-freeze-window-detail",
+    ),
 ]

@@ -4,6 +4,8 @@ from phases.services.degradation import degradation_check
 from phases.services.gates import checklist_tick, decide, evaluate_gate, sign_off
 from phases.services.guardrails import check_guardrails, check_one, guardrail_create
 from phases.services.plans import (
+    freeze_window_add,
+    freeze_window_remove,
     live_plan_for_flag,
     phase_activate,
     plan_activate,
@@ -30,6 +32,8 @@ __all__ = [
     "decide",
     "degradation_check",
     "evaluate_gate",
+    "freeze_window_add",
+    "freeze_window_remove",
     "guardrail_create",
     "live_plan_for_flag",
     "phase_activate",

@@ -15,6 +15,7 @@ from phases.exceptions import InvalidPlan, PlanConflict
 from phases.models import (
     ChecklistItem,
     CohortAdmission,
+    FreezeWindow,
     GateCriterion,
     Phase,
     PhaseTarget,
@@ -446,3 +447,41 @@ def plans_live() -> Any:
     return RolloutPlan.objects.filter(
         Q(status=RolloutPlan.Status.ACTIVE) | Q(status=RolloutPlan.Status.PAUSED)
     )
+
+
+def freeze_window_add(
+    *, plan: RolloutPlan, starts_at: dt.datetime, ends_at: dt.datetime, reason: str, actor: Actor
+) -> FreezeWindow:
+    """No ramps or admissions step inside a freeze window. Windows of a plan may not overlap."""
+    if ends_at <= starts_at:
+        raise InvalidPlan("A freeze window ends after it starts.", field="ends_at")
+    with transaction.atomic():
+        plan = _locked(plan)
+        if plan.status in (RolloutPlan.Status.COMPLETED, RolloutPlan.Status.ROLLED_BACK):
+            raise PlanConflict(f"A {plan.status} plan takes no freeze windows.")
+        clash = plan.freeze_windows.filter(starts_at__lt=ends_at, ends_at__gt=starts_at).first()
+        if clash is not None:
+            raise InvalidPlan(f"Overlaps the freeze window {clash}.", field="starts_at")
+        window = FreezeWindow.objects.create(
+            plan=plan, starts_at=starts_at, ends_at=ends_at, reason=reason
+        )
+        after = {
+            "starts_at": starts_at.isoformat(),
+            "ends_at": ends_at.isoformat(),
+            "reason": reason,
+        }
+        audit_record(actor=actor, action="plan.freeze_window_add", obj=plan, after=after)
+    return window
+
+
+def freeze_window_remove(*, window: FreezeWindow, actor: Actor) -> None:
+    with transaction.atomic():
+        before = {
+            "starts_at": window.starts_at.isoformat(),
+            "ends_at": window.ends_at.isoformat(),
+            "reason": window.reason,
+        }
+        audit_record(
+            actor=actor, action="plan.freeze_window_remove", obj=window.plan, before=before
+        )
+        window.delete()

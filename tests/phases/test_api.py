@@ -150,7 +150,9 @@ def test_decide__support_user__403_but_may_sign_off(
     again = support.post(f"/api/v1/plans/{plan_id}/sign-off/", {}, format="json")
     assert again.status_code == 409
     review = support.post(f"/api/v1/plans/{plan_id}/run-gate/").json()
-    assert [r["verdict"] for r in review["results"]] == ["insufficient_data", "insufficient_data"]
+    verdicts = {r["metric"]: r["verdict"] for r in review["results"]}
+    assert verdicts["error_rate"] == "insufficient_data"  # no traffic pushed
+    assert set(verdicts) == {"error_rate", "feedback_open_critical"}
 
 
 def test_decide__go_over_failing_gate_needs_override(
@@ -203,3 +205,47 @@ def test_rollback__manual__kill_switch_without_checkpoint(
 
 def test_plans__client_token__403(client_api: APIClient) -> None:
     assert client_api.get("/api/v1/plans/").status_code == 403
+
+
+def test_freeze_windows__overlap_400_and_remove(admin_api: APIClient, drag_flag: dict) -> None:
+    plan_id = _create(admin_api, drag_flag)["id"]
+    url = f"/api/v1/plans/{plan_id}/freeze-windows/"
+    first = {
+        "starts_at": "2026-12-20T00:00:00Z",
+        "ends_at": "2027-01-03T00:00:00Z",
+        "reason": "holidays",
+    }
+    created = admin_api.post(url, first, format="json")
+    assert created.status_code == 201, created.json()
+    overlapping = {"starts_at": "2027-01-02T00:00:00Z", "ends_at": "2027-01-05T00:00:00Z"}
+    response = admin_api.post(url, overlapping, format="json")
+    assert response.status_code == 400
+    assert "starts_at" in response.json()["error"]["fields"]
+    backwards = {"starts_at": "2027-02-02T00:00:00Z", "ends_at": "2027-02-01T00:00:00Z"}
+    assert "ends_at" in admin_api.post(url, backwards, format="json").json()["error"]["fields"]
+    assert len(admin_api.get(url).json()) == 1
+    assert admin_api.delete(f"{url}{created.json()['id']}/").status_code == 204
+    assert admin_api.get(url).json() == []
+
+
+@pytest.mark.parametrize(
+    ("target", "field"),
+    [
+        ({"flag": "f", "start": 10, "step": 120, "target": 100}, "phases[0].targets[0].step"),
+        ({"flag": "f", "start": 50, "step": 10, "target": 40}, "phases[0].targets[0].target"),
+        ({"flag": "f", "start": -1, "step": 10, "target": 40}, "phases[0].targets[0].start"),
+        ({"flag": "f", "start": 10.123, "step": 10, "target": 40}, "phases[0].targets[0].start"),
+    ],
+)
+def test_plan_create__bad_targets__400_nothing_created(
+    release_flags: dict, target: dict, field: str
+) -> None:
+    from phases import services
+    from phases.exceptions import InvalidPlan
+    from tests.phases.conftest import SYSTEM
+
+    definition = {"flags": ["f"], "phases": [{"name": "P", "targets": [target]}]}
+    with pytest.raises(InvalidPlan) as error:
+        services.plan_create(name="x", definition=definition, flags={"f": "scenes"}, actor=SYSTEM)
+    assert error.value.field == field
+    assert RolloutPlan.objects.count() == 0
