@@ -26,7 +26,12 @@ _dumps = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False).encode
 
 
 def _json(body: Any, status: int = 200, **headers: str) -> HttpResponse:
-    response = HttpResponse(_dumps(body), status=status, content_type="application/json")
+    return _json_text(_dumps(body), status, **headers)
+
+
+def _json_text(text: str, status: int = 200, **headers: str) -> HttpResponse:
+    # Bytes, so HttpResponse need not look up a charset to encode them (cheaper per request).
+    response = HttpResponse(text.encode(), status=status, content_type="application/json")
     for name, value in headers.items():
         response[name.replace("_", "-")] = value
     return response
@@ -60,10 +65,11 @@ def _authorize(request: HttpRequest) -> TokenSnap:
 
 def _context(request: HttpRequest) -> tuple[dict[str, Any] | None, str | None, str | None]:
     """(context, error code, error details) from the body `{"context": {...}}`."""
-    if not request.body.strip():
+    raw = request.body
+    if not raw.strip():
         return {}, None, None
     try:
-        body = json.loads(request.body)
+        body = json.loads(raw)
     except (ValueError, UnicodeDecodeError) as exc:
         return None, ErrorCode.PARSE_ERROR, f"Body is not valid JSON: {exc}"
     if not isinstance(body, dict):
@@ -76,25 +82,42 @@ def _context(request: HttpRequest) -> tuple[dict[str, Any] | None, str | None, s
     return context, None, None
 
 
-def _metadata(evaluation: Evaluation, age: float) -> dict[str, Any]:
+_AGE = "snapshotAgeSeconds"
+_AGE_PLACEHOLDER = "0}}"
+# id(evaluation) -> (evaluation, its JSON up to the age's value, its metric labels). An entry
+# holds its evaluation, so the id cannot be reused while cached; the bound keeps evaluations of
+# snapshots replaced long ago from piling up.
+_Encoded = tuple[Evaluation, str, metrics.Outcome]
+_encoded: dict[int, _Encoded] = {}
+_ENCODED_MAX = 20_000
+
+
+def _encode_success(evaluation: Evaluation) -> _Encoded:
+    """Encoded once per outcome: successful evaluations are prebuilt and shared by evaluate()
+    (only errors quote the context), so per request only the snapshot's age is appended."""
     metadata = {
-        k: v for k, v in evaluation.metadata.items() if isinstance(v, str | int | float | bool)
+        k: v
+        for k, v in evaluation.metadata.items()
+        if isinstance(v, str | int | float | bool) and k != _AGE
     }
-    metadata["snapshotAgeSeconds"] = age
-    return metadata
-
-
-def _success(evaluation: Evaluation, age: float) -> dict[str, Any]:
-    metrics.flag_evaluations_total.labels(
-        evaluation.key, evaluation.variant, evaluation.reason
-    ).inc()
-    return {
+    metadata[_AGE] = 0  # last, so the age can be appended per request
+    body = {
         "key": evaluation.key,
         "value": evaluation.value,
         "reason": evaluation.reason,
         "variant": evaluation.variant,
-        "metadata": _metadata(evaluation, age),
+        "metadata": metadata,
     }
+    head = _dumps(body).removesuffix(_AGE_PLACEHOLDER)
+    entry = (evaluation, head, (evaluation.key, evaluation.variant, evaluation.reason))
+    if len(_encoded) >= _ENCODED_MAX:
+        _encoded.clear()
+    _encoded[id(evaluation)] = entry
+    return entry
+
+
+def _age_suffix() -> str:
+    return f"{snapshot_age_seconds()!r}}}}}"  # a float: JSON and repr() agree
 
 
 def _failure(key: str, code: str, details: str | None) -> dict[str, Any]:
@@ -112,16 +135,23 @@ def evaluate_one(request: HttpRequest, key: str) -> HttpResponse:
         return _json(_failure(key, code, details), 400)
     evaluation = evaluate_flag(key=key, context=context)
     if evaluation.error_code == ErrorCode.FLAG_NOT_FOUND:
-        metrics.flag_evaluations_total.labels("(unknown)", "off", "ERROR").inc()
+        metrics.count_evaluations((("(unknown)", "off", "ERROR"),))
         return _json(_failure(key, evaluation.error_code, evaluation.error_details), 404)
     if evaluation.error_code:
-        metrics.flag_evaluations_total.labels(key, "off", "ERROR").inc()
+        metrics.count_evaluations(((key, "off", "ERROR"),))
         return _json(_failure(key, evaluation.error_code, evaluation.error_details), 400)
-    return _json(_success(evaluation, snapshot_age_seconds()))
+    entry = _encoded.get(id(evaluation))
+    if entry is None or entry[0] is not evaluation:
+        entry = _encode_success(evaluation)
+    metrics.count_evaluations((entry[2],))
+    return _json_text(entry[1] + _age_suffix())
+
+
+_canonical = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode
 
 
 def _etag(version: int | None, context: dict[str, Any]) -> str:
-    canonical = json.dumps(context, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    canonical = _canonical(context)
     digest = hashlib.blake2b(f"{version}:{canonical}".encode(), digest_size=16).hexdigest()
     return f'"{digest}"'
 
@@ -142,14 +172,28 @@ def evaluate_bulk(request: HttpRequest) -> HttpResponse:
         return _json({"errorCode": code, "errorDetails": details}, 400)
     snapshot = flag_snapshot()
     etag = _etag(snapshot.version, context)
-    if _matches(request.headers.get("If-None-Match", ""), etag):
+    if _matches(request.META.get("HTTP_IF_NONE_MATCH", ""), etag):
         response = HttpResponse(status=304)
         response["ETag"] = etag
         return response
-    evaluations = evaluate_all(snapshot, context)
-    age = snapshot_age_seconds()
-    flags = [
-        _failure(e.key, e.error_code, e.error_details) if e.error_code else _success(e, age)
-        for e in evaluations
-    ]
-    return _json({"flags": flags}, ETag=etag)
+    return _json_text(_bulk_body(evaluate_all(snapshot, context)), ETag=etag)
+
+
+def _bulk_body(evaluations: list[Evaluation]) -> str:
+    """`{"flags": [...]}`, counting each success: a tight loop, run once per flag per request."""
+    suffix = _age_suffix()
+    parts: list[str] = []
+    outcomes: list[metrics.Outcome] = []
+    encoded = _encoded
+    for evaluation in evaluations:
+        entry = encoded.get(id(evaluation))
+        if entry is None or entry[0] is not evaluation:
+            if evaluation.error_code:
+                failure = _failure(evaluation.key, evaluation.error_code, evaluation.error_details)
+                parts.append(_dumps(failure))
+                continue
+            entry = _encode_success(evaluation)
+        parts.append(entry[1] + suffix)
+        outcomes.append(entry[2])
+    metrics.count_evaluations(outcomes)
+    return '{"flags":[' + ",".join(parts) + "]}"

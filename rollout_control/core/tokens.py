@@ -50,9 +50,12 @@ def build_token_snapshot(version: int) -> dict[str, TokenSnap]:
 def token_lookup(raw: str) -> TokenSnap | None:
     """The live token for a raw secret, or None when unknown, expired or revoked."""
     token = store.get("tokens").get(token_hash(raw))
-    if token is None or not token.is_usable(timezone.now()):
+    if token is None:
         return None
-    _usage.record(token.pk)
+    now = timezone.now()
+    if not token.is_usable(now):
+        return None
+    _usage.record(token.pk, now)
     return token
 
 
@@ -62,9 +65,9 @@ class _UsageBatch:
         self._lock = threading.Lock()
         self._flushed_at = 0.0
 
-    def record(self, token_id: int) -> None:
+    def record(self, token_id: int, used_at: datetime) -> None:
         # A dict store is atomic under the GIL; the lock is only for the swap in flush().
-        self._seen[token_id] = timezone.now()
+        self._seen[token_id] = used_at
 
     def flush(self, *, force: bool = False) -> int:
         if not force and time.monotonic() - self._flushed_at < FLUSH_SECONDS:
