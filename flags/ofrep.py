@@ -6,11 +6,14 @@ published providers reject anything else): `variant` always present, errors alwa
 `errorDetails`, metadata values are only strings, numbers and booleans.
 """
 
+import functools
 import hashlib
 import json
+from collections.abc import Callable
 from typing import Any
 
 from django.conf import settings
+from django.db import InterfaceError, OperationalError
 from django.http import HttpRequest, HttpResponse
 from django.views.decorators.csrf import csrf_exempt
 
@@ -124,7 +127,23 @@ def _failure(key: str, code: str, details: str | None) -> dict[str, Any]:
     return {"key": key, "errorCode": code, "errorDetails": details or code}
 
 
+def _unavailable_as_503(view: Callable[..., HttpResponse]) -> Callable[..., HttpResponse]:
+    """A process with no snapshot yet (started while the database is down) answers 503 in
+    OFREP's shape instead of a 500; once it has one, the last snapshot keeps serving."""
+
+    @functools.wraps(view)
+    def wrapper(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
+        try:
+            return view(request, *args, **kwargs)
+        except (OperationalError, InterfaceError):
+            details = "Flag configuration is not loaded yet (database unreachable); retry shortly."
+            return _json({"errorCode": "GENERAL", "errorDetails": details}, 503, Retry_After="5")
+
+    return wrapper
+
+
 @csrf_exempt
+@_unavailable_as_503
 def evaluate_one(request: HttpRequest, key: str) -> HttpResponse:
     try:
         _authorize(request)
@@ -162,6 +181,7 @@ def _matches(if_none_match: str, etag: str) -> bool:
 
 
 @csrf_exempt
+@_unavailable_as_503
 def evaluate_bulk(request: HttpRequest) -> HttpResponse:
     try:
         _authorize(request)

@@ -22,3 +22,15 @@ def child_exit(server: object, worker: object) -> None:
 # gunicorn's control socket lives at one fixed path per user; several servers on one machine
 # (tests, benchmarks, the quickstart) would fight over it, and nothing here uses it.
 control_socket_disable = True
+
+
+def post_worker_init(worker: object) -> None:
+    # Build the snapshots before the first request, so a worker (re)started while the database
+    # is briefly away still has something to serve once it comes back, without a cold request.
+    try:
+        from rollout_control.core.snapshots import store
+
+        store.get("tokens")
+        store.get("flags")
+    except Exception as exc:  # the database may be down; the first request will retry
+        worker.log.warning("snapshot warm-up failed: %s", exc)

@@ -9,6 +9,7 @@ import time
 from dataclasses import dataclass
 from datetime import datetime
 
+from django.db import DatabaseError
 from django.utils import timezone
 
 from rollout_control.core.models import ApiToken
@@ -75,10 +76,20 @@ class _UsageBatch:
         with self._lock:
             seen, self._seen = self._seen, {}
             self._flushed_at = time.monotonic()
-        for token_id, used_at in seen.items():
-            ApiToken.objects.filter(pk=token_id).exclude(last_used_at__gte=used_at).update(
-                last_used_at=used_at
-            )
+        pending = dict(seen)
+        try:
+            for token_id, used_at in seen.items():
+                ApiToken.objects.filter(pk=token_id).exclude(last_used_at__gte=used_at).update(
+                    last_used_at=used_at
+                )
+                del pending[token_id]
+        except DatabaseError:
+            # The database is down: keep what was not written for the next flush (newest wins).
+            with self._lock:
+                for token_id, used_at in pending.items():
+                    newer = self._seen.get(token_id)
+                    self._seen[token_id] = max(used_at, newer) if newer else used_at
+            raise
         return len(seen)
 
 

@@ -243,3 +243,26 @@ def test_postgres_stopped__ofrep_serves_stale_snapshot__writes_503__recovers(
             lambda: all_fresh(web, stack.client_token, key, 100),
             5,
         )
+
+
+def test_started_while_postgres_down__ofrep_503_in_its_shape__then_serves(
+    stack: Stack, tmp_path: Path
+) -> None:
+    """A worker with no snapshot yet cannot answer from one: it says so (503, OFREP's shape,
+    Retry-After) instead of failing with a 500, and serves as soon as the database is back."""
+    with (
+        throwaway_redis() as redis,
+        stack.postgres.outage(),
+        gunicorn(stack.env(redis.url), log=tmp_path / "gunicorn.log") as web,
+    ):
+        url = f"{web.url}/ofrep/v1/evaluate/flags"
+        reply = call("POST", url, {"context": {}}, token=stack.client_token)
+        assert reply.status == 503, reply.text
+        assert reply.body["errorCode"] == "GENERAL" and reply.body["errorDetails"]
+        assert reply.headers["Retry-After"] == "5"
+        stack.postgres.start()
+        wait_until(
+            "ofrep answers",
+            lambda: call("POST", url, {}, token=stack.client_token).status == 200,
+            15,
+        )
