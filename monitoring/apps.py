@@ -24,3 +24,8 @@ class MonitoringConfig(AppConfig):
         from rollout_control.core.metrics import register_collector
 
         register_collector(SchedulerCollector())
+
+        from monitoring.stall import stall_check_from_poller
+        from rollout_control.core.snapshots import store
+
+        store.after_poll(stall_check_from_poller)

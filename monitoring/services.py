@@ -7,11 +7,12 @@ written to the audit log one by one.
 import math
 import re
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from django.conf import settings
-from django.db import transaction
+from django.db import connection, transaction
 from django.db.models import Count, Max, Min, Sum
 from django.db.models.functions import TruncHour
 from django.utils import timezone
@@ -39,10 +40,24 @@ def heartbeat_record(*, component: str) -> Heartbeat:
     return heartbeat
 
 
-def _timestamp(value: Any, now: datetime) -> datetime | str:
+@dataclass(frozen=True, slots=True)
+class _Window:
+    """The times a batch accepts, worked out once per batch rather than once per item."""
+
+    now: datetime
+    earliest: datetime
+    latest: datetime
+
+    @classmethod
+    def at(cls, now: datetime) -> "_Window":
+        retention = timedelta(days=settings.METRICS_RAW_RETENTION_DAYS)
+        return cls(now=now, earliest=now - retention, latest=now + MAX_FUTURE)
+
+
+def _timestamp(value: Any, window: _Window) -> datetime | str:
     """A datetime, or the reason it is not acceptable."""
     if value is None:
-        return now
+        return window.now
     if isinstance(value, bool):
         return "Must be an ISO-8601 time or Unix seconds."
     try:
@@ -56,9 +71,9 @@ def _timestamp(value: Any, now: datetime) -> datetime | str:
             return "Must be an ISO-8601 time or Unix seconds."
     except (ValueError, OverflowError, OSError):
         return "Must be an ISO-8601 time or Unix seconds."
-    if moment > now + MAX_FUTURE:
+    if moment > window.latest:
         return "More than 5 minutes in the future."
-    if moment < now - timedelta(days=settings.METRICS_RAW_RETENTION_DAYS):
+    if moment < window.earliest:
         return f"Older than the {settings.METRICS_RAW_RETENTION_DAYS}-day retention."
     return moment
 
@@ -83,21 +98,21 @@ def _check_batch(items: Any, kind: str) -> None:
 def _validate(
     items: list[Any],
     kind: str,
-    build: Callable[[dict[str, Any], datetime, Callable[[str, str], None]], Any],
+    build: Callable[[dict[str, Any], _Window, Callable[[str, str], None]], Any],
 ) -> list[Any]:
-    now = timezone.now()
+    window = _Window.at(timezone.now())
     errors: dict[str, list[str]] = {}
     rows = []
     for index, item in enumerate(items):
-        prefix = f"{kind}[{index}]"
 
-        def fail(field: str, message: str, prefix: str = prefix) -> None:
+        def fail(field: str, message: str, index: int = index) -> None:
+            prefix = f"{kind}[{index}]"
             errors.setdefault(f"{prefix}.{field}" if field else prefix, []).append(message)
 
         if not isinstance(item, dict):
             fail("", "Must be an object.")
             continue
-        row = build(item, now, fail)
+        row = build(item, window, fail)
         if row is not None:
             rows.append(row)
     if errors:
@@ -109,12 +124,25 @@ def _validate(
     return rows
 
 
+# The columns a validated sample fills, in the order _sample returns them (COPY's column list).
+SAMPLE_COLUMNS = ("metric", "value", "recorded_at", *LABEL_COLUMNS, "labels")
+SAMPLE_COPY_TYPES = ("text", "float8", "timestamptz", *("text",) * len(LABEL_COLUMNS), "jsonb")
+SampleRow = tuple[str, float, datetime, str, str, str, str, str, dict[str, str]]
+_COLUMN_LABELS = frozenset(LABEL_COLUMNS)  # valid label names: no need to match LABEL_KEY
+_NO_LABEL = ("",) * len(LABEL_COLUMNS)
+
+
+def _integer_label(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and len(str(value)) <= 200
+
+
 def _sample(
-    item: dict[str, Any], now: datetime, fail: Callable[[str, str], None]
-) -> MetricSample | None:
+    item: dict[str, Any], window: _Window, fail: Callable[[str, str], None]
+) -> SampleRow | None:
     ok = True
-    for key in item.keys() - SAMPLE_KEYS:
-        fail(key, "Unknown field.")
+    if not item.keys() <= SAMPLE_KEYS:
+        for key in item.keys() - SAMPLE_KEYS:
+            fail(key, "Unknown field.")
         ok = False
     metric, value, labels = item.get("metric"), item.get("value"), item.get("labels", {})
     if not isinstance(metric, str) or not NAME.match(metric):
@@ -123,7 +151,7 @@ def _sample(
     if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
         fail("value", "Must be a finite number.")
         ok = False
-    moment = _timestamp(item.get("timestamp"), now)
+    moment = _timestamp(item.get("timestamp"), window)
     if isinstance(moment, str):
         fail("timestamp", moment)
         ok = False
@@ -132,28 +160,48 @@ def _sample(
     if not isinstance(labels, dict) or len(labels) > MAX_LABELS:
         fail("labels", f"Must be an object of at most {MAX_LABELS} labels.")
         return None
+    integers = False
+    # Ingestion is a hot path (issue 4: 20,000 samples/s): the common case, a short string value
+    # under a column label, costs a set lookup and a type check.
     for key, label_value in labels.items():
-        if not LABEL_KEY.match(key):
+        if key not in _COLUMN_LABELS and not LABEL_KEY.match(key):
             fail(f"labels.{key}", "Label names are letters, digits and _ (at most 50).")
             ok = False
-        elif (
-            isinstance(label_value, bool)
-            or not isinstance(label_value, str | int)
-            or len(str(label_value)) > 200
-        ):
-            fail(f"labels.{key}", "Label values are strings or integers (at most 200 characters).")
-            ok = False
+        elif not isinstance(label_value, str) or len(label_value) > 200 or "\x00" in label_value:
+            if not _integer_label(label_value):
+                fail(
+                    f"labels.{key}",
+                    "Label values are strings or integers (at most 200 characters).",
+                )
+                ok = False
+            integers = True
     if not ok:
         return None
-    labels = {key: str(v) for key, v in labels.items()}
-    columns = {column: labels.get(column, "") for column in LABEL_COLUMNS}
-    return MetricSample(
-        metric=metric, value=float(value), recorded_at=moment, labels=labels, **columns
-    )
+    if integers:
+        labels = {key: str(v) for key, v in labels.items()}
+    return (metric, float(value), moment, *map(labels.get, LABEL_COLUMNS, _NO_LABEL), labels)
+
+
+def _samples_store(rows: list[SampleRow]) -> None:
+    """Binary COPY on PostgreSQL: for a 1,000-sample batch it takes a fraction of bulk_create's
+    time, most of which goes into building and quoting the INSERT's parameters."""
+    if connection.vendor != "postgresql":
+        samples = [MetricSample(**dict(zip(SAMPLE_COLUMNS, row, strict=True))) for row in rows]
+        MetricSample.objects.bulk_create(samples, batch_size=2_000)
+        return
+    fields = [MetricSample._meta.get_field(name) for name in SAMPLE_COLUMNS]
+    table = connection.ops.quote_name(MetricSample._meta.db_table)
+    columns = ", ".join(connection.ops.quote_name(field.column) for field in fields)
+    sql = f"COPY {table} ({columns}) FROM STDIN (FORMAT BINARY)"
+    # wrap_database_errors: a failure surfaces as django.db's exceptions, as with bulk_create.
+    with connection.wrap_database_errors, connection.cursor() as cursor, cursor.copy(sql) as copy:
+        copy.set_types(SAMPLE_COPY_TYPES)
+        for row in rows:
+            copy.write_row(row)
 
 
 def _event(
-    item: dict[str, Any], now: datetime, fail: Callable[[str, str], None]
+    item: dict[str, Any], window: _Window, fail: Callable[[str, str], None]
 ) -> UsageEvent | None:
     ok = True
     for key in item.keys() - EVENT_KEYS:
@@ -162,7 +210,7 @@ def _event(
     unit, flag, action = item.get("unit"), item.get("flag"), item.get("action")
     if isinstance(unit, int) and not isinstance(unit, bool):
         unit = str(unit)
-    if not _short_text(unit, 200):
+    if not _short_text(unit, 200) or "\x00" in unit:
         fail("unit", "Must be a non-empty string or integer (at most 200 characters).")
         ok = False
     if not isinstance(flag, str) or not NAME.match(flag):
@@ -171,7 +219,7 @@ def _event(
     if not isinstance(action, str) or not NAME.match(action) or len(action) > 50:
         fail("action", "Must be an action name such as exposure or use.")
         ok = False
-    moment = _timestamp(item.get("timestamp"), now)
+    moment = _timestamp(item.get("timestamp"), window)
     if isinstance(moment, str):
         fail("timestamp", moment)
         ok = False
@@ -183,7 +231,7 @@ def samples_ingest(*, items: Any) -> int:
     _check_batch(items, "samples")
     rows = _validate(items, "samples", _sample)
     with transaction.atomic():
-        MetricSample.objects.bulk_create(rows, batch_size=2_000)
+        _samples_store(rows)
     metrics.ingested_total.labels("samples").inc(len(rows))
     return len(rows)
 

@@ -119,6 +119,7 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "rollout_control.core.middleware.RequestIdMiddleware",
+    "rollout_control.core.middleware.BodySizeLimitMiddleware",
     "rollout_control.core.middleware.RequestMetricsMiddleware",
     "rollout_control.core.middleware.ApiSlashMiddleware",
     "django.middleware.security.SecurityMiddleware",
@@ -365,3 +366,7 @@ SUPPORT_HOURS = env_str("SUPPORT_HOURS", "Monday to Friday, 9:00-17:00")
 
 # Guardrails are checked once per interval (beat's "check guardrails" entry should match).
 GUARDRAIL_INTERVAL_SECONDS = env_int("GUARDRAIL_INTERVAL_SECONDS", 60, minimum=1)
+
+# Feedback intake: submissions per reporting unit, per web process (an hourly rate and a burst).
+FEEDBACK_RATE_PER_HOUR = env_int("FEEDBACK_RATE_PER_HOUR", 60, minimum=1)
+FEEDBACK_RATE_BURST = env_int("FEEDBACK_RATE_BURST", 10, minimum=1)

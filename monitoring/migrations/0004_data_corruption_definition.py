@@ -5,8 +5,12 @@ def create(apps, schema_editor):
     apps.get_model("monitoring", "MetricDefinition").objects.get_or_create(
         name="data_corruption",
         defaults={
-            "source": "samples", "aggregation": "sum", "metric": "data_corruption", "min_samples": 0,
-            "unit": "", "filter_labels": ["flag", "plan", "phase", "cohort"],
+            "source": "samples",
+            "aggregation": "sum",
+            "metric": "data_corruption",
+            "min_samples": 0,
+            "unit": "",
+            "filter_labels": ["flag", "plan", "phase", "cohort"],
             "description": "Data corruption detections reported by clients (any is too many).",
         },
     )

@@ -3,7 +3,8 @@ import time
 import uuid
 from collections.abc import Callable
 
-from django.http import HttpRequest, HttpResponse
+from django.conf import settings
+from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.urls import Resolver404, resolve
 
 from rollout_control.core import metrics
@@ -68,4 +69,28 @@ class ApiSlashMiddleware:
                     request.path = request.path + "/"
                 except Resolver404:
                     pass
+        return self.get_response(request)
+
+
+class BodySizeLimitMiddleware:
+    """Refuses a body larger than MAX_REQUEST_BYTES with 413 before anything reads it."""
+
+    def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        try:
+            length = int(request.META.get("CONTENT_LENGTH") or 0)
+        except ValueError:
+            length = 0
+        limit = settings.DATA_UPLOAD_MAX_MEMORY_SIZE
+        if limit and length > limit:
+            body = {
+                "error": {
+                    "code": "too_large",
+                    "message": f"Request bodies are limited to {limit} bytes.",
+                    "fields": {},
+                }
+            }
+            return JsonResponse(body, status=413)
         return self.get_response(request)

@@ -12,6 +12,7 @@ get `{"text": "..."}` and no signature.
 import hashlib
 import hmac
 import json
+import logging
 import time
 import urllib.error
 import urllib.request
@@ -24,6 +25,7 @@ from django.utils import timezone
 from rollout_control.core.models import WebhookDelivery, WebhookEndpoint
 
 TIMEOUT_SECONDS = 5
+logger = logging.getLogger(__name__)
 
 
 def sign(secret: str, timestamp: str, body: bytes) -> str:
@@ -32,9 +34,16 @@ def sign(secret: str, timestamp: str, body: bytes) -> str:
 
 
 def notify(
-    *, event: str, subject: str, text: str, data: dict[str, Any] | None = None, email: bool = True
+    *,
+    event: str,
+    subject: str,
+    text: str,
+    data: dict[str, Any] | None = None,
+    email: bool = True,
+    immediate: bool = False,
 ) -> list[int]:
-    """Queues an e-mail to the team and one delivery per interested webhook endpoint."""
+    """Queues an e-mail to the team and one delivery per interested webhook endpoint; with
+    `immediate`, sends them now, in this thread (for alerts about Celery itself)."""
     from rollout_control.core.tasks import deliver_webhook, send_team_email
 
     payload = {
@@ -57,8 +66,26 @@ def notify(
         if recipients:
             send_team_email.delay(subject=subject, body=text, recipients=recipients)
 
+    if immediate:
+        _send_now(deliveries, subject, text, recipients)
+        return deliveries
     transaction.on_commit(enqueue)
     return deliveries
+
+
+def _send_now(deliveries: list[int], subject: str, text: str, recipients: list[str]) -> None:
+    from django.core.mail import send_mail
+
+    for delivery_id in deliveries:
+        try:
+            webhook_deliver(delivery_id=delivery_id)
+        except OSError:
+            logger.warning("webhook delivery %s failed; see the admin", delivery_id)
+    if recipients:
+        try:
+            send_mail(subject, text, settings.DEFAULT_FROM_EMAIL, recipients)
+        except OSError:
+            logger.warning("alert e-mail %r could not be sent", subject)
 
 
 def _body(delivery: WebhookDelivery) -> bytes:

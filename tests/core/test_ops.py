@@ -107,3 +107,16 @@ def test_login__right_password__reaches_home(client: Client, release_manager: ob
     )
     assert response.status_code == 200
     assert b"release manager" in response.content
+
+
+def test_oversize_body__413_in_error_shape(client: Client, settings: object) -> None:
+    settings.DATA_UPLOAD_MAX_MEMORY_SIZE = 1000
+    response = client.post("/api/v1/metrics/", "x" * 2000, content_type="application/json")
+    assert response.status_code == 413
+    assert response.json()["error"]["code"] == "too_large"
+
+
+def test_dashboard_post_without_csrf__403(release_manager: object) -> None:
+    client = Client(enforce_csrf_checks=True)
+    client.force_login(release_manager)
+    assert client.post("/accounts/logout/").status_code == 403

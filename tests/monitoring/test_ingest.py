@@ -183,3 +183,9 @@ def test_scheduler_status__stalled_after_two_intervals() -> None:
     assert not beat.stalled
     beat = {s.component: s for s in scheduler_status(now=start + timedelta(seconds=121))}["beat"]
     assert beat.stalled
+
+
+def test_samples__nul_character_in_label__400_not_500(client_api: APIClient) -> None:
+    response = client_api.post("/api/v1/metrics/", [_sample(labels={"flag": "a\x00b"})], format="json")
+    assert response.status_code == 400
+    assert "samples[0].labels.flag" in response.json()["error"]["fields"]
