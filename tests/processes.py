@@ -24,7 +24,7 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-def test_database_url() -> str:
+def database_url() -> str:
     """The URL of the database pytest-django created, so a child process sees the test's rows."""
     s = connection.settings_dict
     return f"postgres://{s['USER']}@{s['HOST'] or '127.0.0.1'}:{s['PORT'] or 5432}/{s['NAME']}"
@@ -35,7 +35,7 @@ def child_env(**overrides: str) -> dict[str, str]:
     env.update(
         DJANGO_SETTINGS_MODULE="tests.settings",
         ROLLOUT_MODE="development",
-        DATABASE_URL=test_database_url(),
+        DATABASE_URL=database_url(),
         # A child is a real deployment in miniature: background snapshot polling, real queues.
         SNAPSHOT_POLLER_THREAD="true",
         CELERY_TASK_ALWAYS_EAGER="false",

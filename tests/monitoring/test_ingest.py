@@ -186,6 +186,8 @@ def test_scheduler_status__stalled_after_two_intervals() -> None:
 
 
 def test_samples__nul_character_in_label__400_not_500(client_api: APIClient) -> None:
-    response = client_api.post("/api/v1/metrics/", [_sample(labels={"flag": "a\x00b"})], format="json")
+    response = client_api.post(
+        "/api/v1/metrics/", [_sample(labels={"flag": "a\x00b"})], format="json"
+    )
     assert response.status_code == 400
     assert "samples[0].labels.flag" in response.json()["error"]["fields"]
