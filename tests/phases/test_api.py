@@ -249,3 +249,17 @@ def test_plan_create__bad_targets__400_nothing_created(
         services.plan_create(name="x", definition=definition, flags={"f": "scenes"}, actor=SYSTEM)
     assert error.value.field == field
     assert RolloutPlan.objects.count() == 0
+
+
+def test_decide__plan_without_active_phase__409_nothing_recorded(
+    admin_api: APIClient, drag_flag: dict, managers: tuple
+) -> None:
+    plan_id = _create(admin_api, drag_flag)["id"]  # a draft: no phase is active
+    person = APIClient()
+    person.force_login(managers[0])
+    response = person.post(
+        f"/api/v1/plans/{plan_id}/decide/", {"decision": "no_go", "comment": "x"}, format="json"
+    )
+    assert response.status_code == 409
+    assert response.json()["error"]["code"] == "phase_not_active"
+    assert Decision.objects.count() == 0

@@ -8,7 +8,6 @@ import time_machine
 from django.db import connection
 
 from flags.models import Flag
-from flags.selectors import evaluate_flag
 from phases import services
 from phases.models import RampSkip, RampStep, RolloutPlan
 from phases.services.flagops import flag_current_bp
@@ -216,7 +215,26 @@ def test_flag__in_two_live_plans__refused(ramped: None) -> None:
 
 
 @pytest.mark.django_db
-def test_tenant_onboarding__admits_3_then_3_3_4_then_6_up_to_all(db: None) -> None:
+def _on_via_ofrep(token: str, orgs: list[str]) -> set[str]:
+    import json
+
+    from django.test import Client
+
+    client, on = Client(), set()
+    for org in orgs:
+        response = client.post(
+            "/ofrep/v1/evaluate/flags/platform",
+            json.dumps({"context": {"orgId": org}}),
+            content_type="application/json",
+            HTTP_AUTHORIZATION=f"Bearer {token}",
+        )
+        assert response.status_code == 200, response.content
+        if response.json()["value"]:
+            on.add(org)
+    return on
+
+
+def test_tenant_onboarding__admits_3_then_3_3_4_then_6_up_to_all(client_token: str) -> None:
     from flags import services as flag_services
 
     orgs = [f"org-{n:02d}" for n in range(1, 35)]
@@ -262,8 +280,11 @@ def test_tenant_onboarding__admits_3_then_3_3_4_then_6_up_to_all(db: None) -> No
 
     sizes = []
     day = MONDAY
+    everyone = [*orgs, "org-99", "org-dev"]
+    assert _on_via_ofrep(client_token, everyone) == {"org-dev"}
     go(day)  # internal testing → pilot: the first 3 at once
     sizes.append(len(admitted()))
+    assert _on_via_ofrep(client_token, everyone) == {"org-dev", "org-01", "org-02", "org-03"}
     for _ in range(3):  # the pilot's cap is 3: later weeks admit nobody
         day += timedelta(days=7)
         services.admit_cohorts(now=day + timedelta(hours=2))
@@ -283,12 +304,7 @@ def test_tenant_onboarding__admits_3_then_3_3_4_then_6_up_to_all(db: None) -> No
     # pilot: 3 (cap 3); limited release: +3 at start, +3, +4, then its cap of 10; full: +6 a week
     assert sizes == [3, 3, 9, 13, 13, 13, 19, 25, 31, 34]
     assert admitted() == sorted(orgs)
-    on = {
-        org
-        for org in [*orgs, "org-99", "org-dev"]
-        if evaluate_flag(key="platform", context={"orgId": org}).value
-    }
-    assert on == {*orgs, "org-dev"}
+    assert _on_via_ofrep(client_token, everyone) == {*orgs, "org-dev"}
 
 
 def _rm() -> object:
