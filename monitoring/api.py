@@ -13,13 +13,15 @@ from monitoring.models import MetricDefinition
 from monitoring.serializers import (
     AcceptedOutput,
     EventsInput,
+    MetricDefinitionInput,
     MetricDefinitionSerializer,
     MetricSeriesOutput,
     MetricValueOutput,
     SamplesInput,
 )
 from monitoring.windows import format_window, parse_window
-from rollout_control.core.permissions import IsClient, IsSupportStaff
+from rollout_control.core.actors import Actor
+from rollout_control.core.permissions import IsClient, IsReleaseManager, IsSupportStaff
 
 RESERVED_PARAMS = {"window", "step", "format"}
 
@@ -133,3 +135,27 @@ class MetricSeriesView(APIView):
                 ],
             }
         )
+
+
+class MetricDefinitionsView(APIView):
+    def get_permissions(self) -> list[Any]:
+        return [IsSupportStaff()] if self.request.method == "GET" else [IsReleaseManager()]
+
+    @extend_schema(
+        responses={200: MetricDefinitionSerializer(many=True)}, summary="List metric definitions"
+    )
+    def get(self, request: Request) -> Response:
+        return Response(MetricDefinitionSerializer(MetricDefinition.objects.all(), many=True).data)
+
+    @extend_schema(
+        request=MetricDefinitionInput,
+        responses={201: MetricDefinitionSerializer},
+        summary="Define a metric",
+    )
+    def post(self, request: Request) -> Response:
+        data = MetricDefinitionInput(data=request.data)
+        data.is_valid(raise_exception=True)
+        definition = services.metric_definition_create(
+            actor=Actor.from_request(request), **data.validated_data
+        )
+        return Response(MetricDefinitionSerializer(definition).data, status=status.HTTP_201_CREATED)

@@ -73,3 +73,20 @@ class MetricSeriesOutput(serializers.Serializer):
     step = serializers.CharField()
     filters = serializers.DictField(child=serializers.CharField())
     points = SeriesPointOutput(many=True)
+
+
+class MetricDefinitionInput(serializers.Serializer):
+    """Choices are checked by the service so that every error names its field the same way."""
+
+    name = serializers.CharField(max_length=100)
+    description = serializers.CharField(required=False, allow_blank=True, max_length=2_000)
+    source = serializers.CharField(max_length=50, required=False, default="samples")
+    aggregation = serializers.CharField(max_length=10)
+    metric = serializers.CharField(max_length=100, required=False, allow_blank=True)
+    denominator = serializers.CharField(max_length=100, required=False, allow_blank=True)
+    query = serializers.CharField(required=False, allow_blank=True, max_length=5_000)
+    filter_labels = serializers.ListField(
+        child=serializers.RegexField(r"^[A-Za-z_][A-Za-z0-9_]{0,49}$"), required=False
+    )
+    min_samples = serializers.IntegerField(min_value=0, required=False)
+    unit = serializers.CharField(max_length=20, required=False, allow_blank=True)

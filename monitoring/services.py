@@ -290,3 +290,41 @@ def samples_compact(*, now: datetime | None = None) -> dict[str, int]:
         "rollups_deleted": deleted_rollups,
         "events_deleted": deleted_events,
     }
+
+
+def metric_definition_create(*, actor: Any, **fields: Any) -> Any:
+    """A named metric over a source. Audited; a bad field raises InvalidQuery naming it."""
+    from monitoring.exceptions import InvalidQuery
+    from monitoring.models import MetricDefinition
+    from monitoring.providers import provider_names
+    from rollout_control.core.services import audit_record
+
+    name = fields.get("name", "")
+    if not isinstance(name, str) or not NAME.match(name):
+        raise InvalidQuery(
+            "Letters, digits, _ . : - (at most 100), starting with a letter or _.", field="name"
+        )
+    if MetricDefinition.objects.filter(name=name).exists():
+        raise InvalidQuery(f"A metric named {name!r} exists.", field="name")
+    if fields.get("aggregation") not in MetricDefinition.Aggregation.values:
+        choices = ", ".join(MetricDefinition.Aggregation.values)
+        raise InvalidQuery(f"Unknown aggregation; use one of {choices}.", field="aggregation")
+    source = fields.get("source", "samples")
+    if source not in provider_names():
+        raise InvalidQuery(
+            f"Unknown source; use one of {', '.join(provider_names())}.", field="source"
+        )
+    if fields["aggregation"] == MetricDefinition.Aggregation.RATIO and not fields.get(
+        "denominator"
+    ):
+        raise InvalidQuery("A ratio needs a denominator metric.", field="denominator")
+    if source == "prometheus" and not fields.get("query"):
+        raise InvalidQuery("A Prometheus metric needs a PromQL query.", field="query")
+    if source == "samples" and not fields.get("metric"):
+        raise InvalidQuery("Name the sample metric to aggregate.", field="metric")
+    with transaction.atomic():
+        definition = MetricDefinition.objects.create(**{"source": source, **fields})
+        audit_record(
+            actor=actor, action="metric_definition.create", obj=definition, after=dict(fields)
+        )
+    return definition

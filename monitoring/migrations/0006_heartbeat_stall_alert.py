@@ -4,15 +4,14 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('monitoring', '0005_drop_sample_plan_index'),
+        ("monitoring", "0005_drop_sample_plan_index"),
     ]
 
     operations = [
         migrations.AddField(
-            model_name='heartbeat',
-            name='stall_alerted',
-            field=models.BooleanField(default=False, help_text='A stall alert is out for it.'),
+            model_name="heartbeat",
+            name="stall_alerted",
+            field=models.BooleanField(default=False, help_text="A stall alert is out for it."),
         ),
     ]

@@ -185,3 +185,43 @@ def test_api__unknown_metric__400(admin_api: APIClient) -> None:
 
 def test_api__client_token_cannot_read_metrics(client_api: APIClient) -> None:
     assert client_api.get("/api/v1/metrics/error_rate/").status_code == 403
+
+
+@pytest.mark.parametrize(
+    ("body", "field"),
+    [
+        ({"name": "x", "aggregation": "median", "metric": "m"}, "aggregation"),
+        ({"name": "x", "aggregation": "mean", "metric": "m", "source": "astrology"}, "source"),
+        ({"name": "x", "aggregation": "ratio", "metric": "m"}, "denominator"),
+        ({"name": "x", "aggregation": "value", "source": "prometheus"}, "query"),
+        ({"name": "bad name", "aggregation": "mean", "metric": "m"}, "name"),
+        ({"name": "error_rate", "aggregation": "mean", "metric": "m"}, "name"),
+    ],
+)
+def test_definition_api__bad_input__400_nothing_created(
+    admin_api: APIClient, body: dict, field: str
+) -> None:
+    before = MetricDefinition.objects.count()
+    response = admin_api.post("/api/v1/metric-definitions/", body, format="json")
+    assert response.status_code == 400, response.json()
+    assert field in response.json()["error"]["fields"]
+    assert MetricDefinition.objects.count() == before
+
+
+def test_definition_api__create_then_query(admin_api: APIClient, client_api: APIClient) -> None:
+    body = {
+        "name": "checkout_p50",
+        "aggregation": "p50",
+        "metric": "checkout_ms",
+        "filter_labels": ["flag"],
+    }
+    assert admin_api.post("/api/v1/metric-definitions/", body, format="json").status_code == 201
+    assert (
+        client_api.post(
+            "/api/v1/metric-definitions/", {**body, "name": "x"}, format="json"
+        ).status_code
+        == 403
+    )
+    _push("checkout_ms", [10, 20, 30])
+    value = admin_api.get("/api/v1/metrics/checkout_p50/?window=5m").json()
+    assert value["value"] == 20
