@@ -151,6 +151,7 @@ def _build_phase(
         filters = dict(criterion.get("filters", {}))
         if criterion.get("flag"):
             filters["flag"] = ctx["flags"][criterion["flag"]].name
+        _scope_feedback(criterion["metric"], filters, plan)
         GateCriterion.objects.create(
             phase=phase,
             kind=criterion.get("kind", GateCriterion.Kind.METRIC),
@@ -167,6 +168,14 @@ def _build_phase(
     return start + dt.timedelta(days=days) if start else None
 
 
+def _scope_feedback(metric: str, filters: dict[str, Any], plan: RolloutPlan) -> None:
+    """Feedback metrics count a plan's own feedback, not every plan's."""
+    from monitoring.models import MetricDefinition
+
+    if MetricDefinition.objects.filter(name=metric, source="feedback").exists():
+        filters.setdefault("plan", plan.name)
+
+
 def _guardrail_from_spec(
     plan: RolloutPlan, index: int, spec: dict[str, Any], ctx: dict[str, Any], actor: Actor
 ) -> None:
@@ -176,6 +185,7 @@ def _guardrail_from_spec(
     filters = dict(values.pop("filters", {}))
     if values.get("flag"):
         filters["flag"] = ctx["flags"][values.pop("flag")].name
+    _scope_feedback(values["metric"], filters, plan)
     try:
         guardrail_create(plan=plan, actor=actor, filters=filters, **values)
     except DomainError as exc:

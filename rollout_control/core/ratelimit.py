@@ -10,11 +10,21 @@ import time
 
 
 class TokenBucket:
+    max_keys = 50_000  # past this many tracked clients, forget those that have refilled
+
     def __init__(self, *, rate: float, burst: float) -> None:
         self.rate = rate
         self.burst = burst
         self._buckets: dict[object, tuple[float, float]] = {}
         self._lock = threading.Lock()
+
+    def _forget_full(self, now: float) -> None:
+        # A bucket that has refilled says nothing a new one would not: drop it (bounded memory).
+        self._buckets = {
+            key: (tokens, last)
+            for key, (tokens, last) in self._buckets.items()
+            if tokens + (now - last) * self.rate < self.burst
+        }
 
     def take(self, key: object) -> float:
         """0 when allowed, else the seconds to wait before the next request would be."""
@@ -22,6 +32,8 @@ class TokenBucket:
             return 0.0
         now = time.monotonic()
         with self._lock:
+            if len(self._buckets) > self.max_keys:
+                self._forget_full(now)
             tokens, last = self._buckets.get(key, (self.burst, now))
             tokens = min(self.burst, tokens + (now - last) * self.rate)
             if tokens >= 1:
