@@ -36,6 +36,7 @@ from rollout_control.core.permissions import (
     IsReleaseManager,
     StaffReadsReleaseManagerWrites,
 )
+from rollout_control.core.schema import paginated
 from rollout_control.core.snapshots import store
 
 _ETAG = re.compile(r'^(?:W/)?"?(\d+)"?$')
@@ -83,7 +84,8 @@ class FlagListCreateView(APIView):
             OpenApiParameter("page", OpenApiTypes.INT),
             OpenApiParameter("page_size", OpenApiTypes.INT),
         ],
-        responses={200: FlagOutput(many=True)},
+        responses={200: paginated(FlagOutput)},
+        operation_id="v1_flags_list",
         summary="List flags",
     )
     def get(self, request: Request) -> Response:
@@ -179,7 +181,8 @@ class CohortListCreateView(APIView):
             OpenApiParameter("page", OpenApiTypes.INT),
             OpenApiParameter("page_size", OpenApiTypes.INT),
         ],
-        responses={200: CohortOutput(many=True)},
+        responses={200: paginated(CohortOutput)},
+        operation_id="v1_cohorts_list",
         summary="List cohorts",
     )
     def get(self, request: Request) -> Response:
@@ -310,4 +313,3 @@ class EvaluateView(APIView):
                 "snapshot_age_seconds": selectors.snapshot_age_seconds(),
             }
         )
-

@@ -83,7 +83,13 @@ def _common() -> dict[str, Any]:
     retry = {"Retry-After": {"description": "Seconds to wait.", "schema": {"type": "integer"}}}
     return {
         "401": _json("OfrepGeneralError", "Missing, unknown, expired or revoked token"),
+        # BodySizeLimitMiddleware answers before the view, in the API's error shape.
+        "413": _json("Error", "The body is larger than MAX_REQUEST_BYTES"),
         "429": {**_json("OfrepGeneralError", "Rate limit reached"), "headers": retry},
+        "503": {
+            **_json("OfrepGeneralError", "No flag configuration loaded yet (database down)"),
+            "headers": retry,
+        },
     }
 
 

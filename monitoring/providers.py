@@ -147,19 +147,25 @@ class SampleProvider:
         if aggregation in _FRACTIONS:
             return self._percentile(definition, start, end, filters)
         count, total = self._count_sum(definition.metric, start, end, filters)
-        if count < minimum:
-            return MetricResult.insufficient(count, f"{count} samples (need {minimum})")
-        minutes = (end - start).total_seconds() / 60
-        value = {
-            MetricDefinition.Aggregation.COUNT: float(count),
-            MetricDefinition.Aggregation.SUM: total,
-            MetricDefinition.Aggregation.RATE: total / minutes,
-            MetricDefinition.Aggregation.MEAN: total / count,
-        }.get(aggregation)
-        if value is None:
-            return MetricResult(
-                value=None, samples=count, status=ERROR, detail=f"samples cannot do {aggregation}"
-            )
+        # A mean needs one sample even where the definition asks for none (min_samples=0).
+        if count < minimum or (aggregation == MetricDefinition.Aggregation.MEAN and not count):
+            return MetricResult.insufficient(count, f"{count} samples (need {max(minimum, 1)})")
+        match aggregation:
+            case MetricDefinition.Aggregation.COUNT:
+                value = float(count)
+            case MetricDefinition.Aggregation.SUM:
+                value = total
+            case MetricDefinition.Aggregation.RATE:
+                value = total / ((end - start).total_seconds() / 60)
+            case MetricDefinition.Aggregation.MEAN:
+                value = total / count
+            case _:
+                return MetricResult(
+                    value=None,
+                    samples=count,
+                    status=ERROR,
+                    detail=f"samples cannot do {aggregation}",
+                )
         return MetricResult(value=value, samples=count, status=OK)
 
     def _percentile(

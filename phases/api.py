@@ -37,6 +37,7 @@ from rollout_control.core.permissions import (
     IsSupportStaff,
     StaffReadsReleaseManagerWrites,
 )
+from rollout_control.core.schema import paginated
 
 
 def _plan(pk: int) -> RolloutPlan:
@@ -62,7 +63,8 @@ class PlanListCreateView(APIView):
 
     @extend_schema(
         parameters=[OpenApiParameter("status", str, enum=RolloutPlan.Status.values)],
-        responses={200: PlanSummaryOutput(many=True)},
+        responses={200: paginated(PlanSummaryOutput)},
+        operation_id="v1_plans_list",
         summary="List plans",
     )
     def get(self, request: Request) -> Response:

@@ -33,6 +33,11 @@ BEAT_SCHEDULE: dict[str, dict[str, object]] = {
         "schedule": 3600.0,
         "options": {"expires": 3600.0},
     },
+    "mark overdue feedback": {
+        "task": "feedback.tasks.mark_overdue",
+        "schedule": 300.0,
+        "options": {"expires": 300.0},
+    },
 }
 
 

@@ -261,6 +261,7 @@ SPECTACULAR_SETTINGS = {
     "POSTPROCESSING_HOOKS": [
         "drf_spectacular.hooks.postprocess_schema_enums",
         "flags.schema.add_ofrep_paths",
+        "rollout_control.core.schema.add_error_responses",
     ],
 }
 
@@ -370,3 +371,9 @@ GUARDRAIL_INTERVAL_SECONDS = env_int("GUARDRAIL_INTERVAL_SECONDS", 60, minimum=1
 # Feedback intake: submissions per reporting unit, per web process (an hourly rate and a burst).
 FEEDBACK_RATE_PER_HOUR = env_int("FEEDBACK_RATE_PER_HOUR", 60, minimum=1)
 FEEDBACK_RATE_BURST = env_int("FEEDBACK_RATE_BURST", 10, minimum=1)
+# One named enum per feedback choice set in the OpenAPI schema (several serializers share them).
+SPECTACULAR_SETTINGS["ENUM_NAME_OVERRIDES"] |= {
+    "FeedbackStatusEnum": "feedback.models.FeedbackStatus",
+    "FeedbackPriorityEnum": "feedback.models.FeedbackPriority",
+    "FeedbackTypeEnum": "feedback.models.FeedbackType",
+}

@@ -6,6 +6,7 @@ from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
 from rollout_control.core import views as core_views
 
+handler400 = "rollout_control.core.errors.bad_request"
 handler404 = "rollout_control.core.errors.not_found"
 handler500 = "rollout_control.core.errors.server_error"
 
@@ -17,12 +18,14 @@ urlpatterns = [
     path("api/v1/", include("flags.urls")),
     path("api/v1/", include("monitoring.urls")),
     path("api/v1/", include("phases.urls")),
+    path("api/v1/", include("feedback.urls")),
     path("ofrep/", include("flags.ofrep_urls")),
     path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="api-schema"), name="api-docs"),
     path("accounts/login/", auth_views.LoginView.as_view(), name="login"),
     path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("admin/", admin.site.urls),
+    path("feedback/", include("feedback.page_urls")),
     path("", include("rollout_control.dashboard.urls")),
 ]
 

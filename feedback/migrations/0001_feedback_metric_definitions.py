@@ -17,14 +17,21 @@ def create(apps, schema_editor):
         Definition.objects.get_or_create(
             name=name,
             defaults={
-                "source": "feedback", "aggregation": "value", "metric": name, "unit": unit,
-                "description": description, "filter_labels": ["flag", "plan", "phase"], "min_samples": 1,
+                "source": "feedback",
+                "aggregation": "value",
+                "metric": name,
+                "unit": unit,
+                "description": description,
+                "filter_labels": ["flag", "plan", "phase"],
+                "min_samples": 1,
             },
         )
 
 
 def delete(apps, schema_editor):
-    apps.get_model("monitoring", "MetricDefinition").objects.filter(name__in=[d[0] for d in DEFINITIONS]).delete()
+    apps.get_model("monitoring", "MetricDefinition").objects.filter(
+        name__in=[d[0] for d in DEFINITIONS]
+    ).delete()
 
 
 class Migration(migrations.Migration):

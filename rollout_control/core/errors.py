@@ -88,6 +88,13 @@ def not_found(request: HttpRequest, exception: Exception | None = None) -> HttpR
     return defaults.page_not_found(request, exception)
 
 
+def bad_request(request: HttpRequest, exception: Exception | None = None) -> HttpResponse:
+    # Django's own 400s (a SuspiciousOperation such as too many form fields) bypass DRF.
+    if _wants_json(request):
+        return JsonResponse(error_body("bad_request", "The request could not be read."), status=400)
+    return defaults.bad_request(request, exception)
+
+
 def server_error(request: HttpRequest) -> HttpResponse:
     if _wants_json(request):
         body = error_body("server_error", "Internal error; it has been logged.")

@@ -6,7 +6,7 @@ from rollout_control.core.models import ApiToken
 
 
 class ApiTokenOutput(serializers.ModelSerializer):
-    user = serializers.SlugRelatedField(slug_field="username", read_only=True)
+    user = serializers.SlugRelatedField(slug_field="username", read_only=True, allow_null=True)
 
     class Meta:
         model = ApiToken

@@ -5,8 +5,10 @@ weeks of real use leaves behind. Idempotent: an existing demo is left as it is."
 
 import datetime as dt
 import random
+from collections.abc import Callable
 
 from django.contrib.auth import get_user_model
+from django.db import transaction
 from django.utils import timezone
 
 from flags import services as flags
@@ -20,6 +22,7 @@ SYSTEM = Actor.system("demo")
 RELEASE = "Stripboard scenes"
 ONBOARDING = "IFM platform onboarding"
 ORGS = [f"org-{n:02d}" for n in range(1, 35)]
+Event = tuple[dt.datetime, Callable[[], object]]
 
 
 def _cohorts() -> None:
@@ -96,17 +99,7 @@ def _go(plan: RolloutPlan, when: dt.datetime, note: str) -> None:
     )
 
 
-def _days(plan_start: dt.datetime, first: int, last: int) -> None:
-    for day in range(first, last):
-        moment = plan_start + dt.timedelta(days=day, hours=1)
-        if moment > timezone.now():
-            return  # today's step is left to the real scheduler
-        phases.advance_ramps(now=moment)
-        phases.admit_cohorts(now=moment)
-
-
-def _release(now: dt.datetime) -> None:
-    start = (now - dt.timedelta(days=50)).replace(hour=9, minute=30, second=0, microsecond=0)
+def _release(start: dt.datetime) -> tuple[RolloutPlan, list[Event]]:
     plan = phases.plan_create_from_template(
         template_key="feature-release",
         name=RELEASE,
@@ -125,16 +118,13 @@ def _release(now: dt.datetime) -> None:
         },
         start_date=start.date(),
     )
-    phases.plan_activate(plan=plan, actor=SYSTEM, now=start)
-    _days(start, 1, 15)
-    _go(plan, start + dt.timedelta(days=15), "Internal testing clean")
-    _days(start, 16, 44)
-    _go(plan, start + dt.timedelta(days=44), "Closed beta: testers happy")
-    _days(start, 45, 51)  # open beta, ramping 10 points a weekday
+    # Open beta then ramps 10 points a weekday, left part-way.
+    return plan, _plan_events(
+        plan, start, [(15, "Internal testing clean"), (44, "Closed beta: testers happy")]
+    )
 
 
-def _onboarding(now: dt.datetime) -> None:
-    start = (now - dt.timedelta(days=36)).replace(hour=9, minute=30, second=0, microsecond=0)
+def _onboarding(start: dt.datetime) -> tuple[RolloutPlan, list[Event]]:
     plan = phases.plan_create_from_template(
         template_key="tenant-onboarding",
         name=ONBOARDING,
@@ -144,63 +134,127 @@ def _onboarding(now: dt.datetime) -> None:
         waiting_lists={"organisations": ORGS},
         start_date=start.date(),
     )
-    phases.plan_activate(plan=plan, actor=SYSTEM, now=start)
-    _go(plan, start + dt.timedelta(days=14), "Internal testing passed")
-    _days(start, 15, 28)
-    _go(plan, start + dt.timedelta(days=28), "Pilot organisations onboarded")
-    _days(start, 29, 37)
+    return plan, _plan_events(
+        plan, start, [(14, "Internal testing passed"), (28, "Pilot organisations onboarded")]
+    )
+
+
+def _plan_events(
+    plan: RolloutPlan, start: dt.datetime, gates: list[tuple[int, str]]
+) -> list[Event]:
+    """The plan's activation at `start`, then a GO after each (days, note)."""
+    events: list[Event] = [
+        (start, lambda: phases.plan_activate(plan=plan, actor=SYSTEM, now=start))
+    ]
+    for days, note in gates:
+        when = start + dt.timedelta(days=days)
+        events.append((when, lambda when=when, note=note: _go(plan, when, note)))
+    return events
+
+
+def _history(now: dt.datetime) -> None:
+    """Both plans' weeks, in time order: activations and GO decisions at 9:30, and the
+    scheduler's daily ramps and admissions at 10:30 (one run covers every plan, as beat does)."""
+    release_start = (now - dt.timedelta(days=50)).replace(
+        hour=9, minute=30, second=0, microsecond=0
+    )
+    onboarding_start = release_start + dt.timedelta(days=14)
+    _, release_events = _release(release_start)
+    _, onboarding_events = _onboarding(onboarding_start)
+    events = release_events + onboarding_events
+    for day in range(1, 51):
+        moment = release_start + dt.timedelta(days=day, hours=1)
+        events.append((moment, lambda moment=moment: _scheduler_day(moment)))
+    for moment, event in sorted(events, key=lambda item: item[0]):
+        if moment <= now:  # today's step, if still to come, is left to the real scheduler
+            event()
+
+
+def _scheduler_day(moment: dt.datetime) -> None:
+    phases.advance_ramps(now=moment)
+    phases.admit_cohorts(now=moment)
+
+
+PLAN_FLAGS = {
+    RELEASE: ["scene-management", "scene-drag-drop", "advanced-reporting"],
+    ONBOARDING: ["ifm-platform"],
+}
+GUARDRAIL_EVERY = dt.timedelta(hours=3)
+SPIKE_AGO = dt.timedelta(days=3, hours=4)  # one error spike: an alert, not a rollback
+
+
+def _traffic(rng: random.Random, at: dt.datetime, errors_per_minute: float) -> list[dict]:
+    """One minute of traffic per flag, as client apps push it: requests, errors, latencies."""
+    samples = []
+    timestamp = at.isoformat()
+    for plan, keys in PLAN_FLAGS.items():
+        for key in keys:
+            labels = {"flag": key, "plan": plan}
+            requests = rng.randint(8, 14)
+            errors = min(requests, int(errors_per_minute + rng.random()))
+            samples.append(
+                {"metric": "requests", "value": requests, "timestamp": timestamp, "labels": labels}
+            )
+            samples.append(
+                {"metric": "errors", "value": errors, "timestamp": timestamp, "labels": labels}
+            )
+            samples.append(
+                {
+                    "metric": "latency_ms",
+                    "value": round(rng.lognormvariate(5.0, 0.4), 1),
+                    "timestamp": timestamp,
+                    "labels": labels,
+                }
+            )
+    samples.append({"metric": "data_corruption", "value": 0, "timestamp": timestamp})
+    return samples
 
 
 def _live_metrics(now: dt.datetime) -> None:
-    """Two days of traffic for the charts: requests, errors, latency, stress, usage events."""
+    """A week of traffic for the charts and the guardrails: every ten minutes a minute's worth,
+    and before each guardrail check (every three hours) five minutes' worth, so each check has
+    enough samples; the guardrails are then checked at those times, and the stress level now,
+    as beat would have."""
     rng = random.Random(42)  # noqa: S311 (demo data, not security)
-    plan_flags = {
-        RELEASE: ["scene-management", "scene-drag-drop", "advanced-reporting"],
-        ONBOARDING: ["ifm-platform"],
-    }
-    samples = []
-    for minutes in range(0, 48 * 60, 10):
-        at = (now - dt.timedelta(minutes=minutes)).isoformat()
-        samples.append(
-            {"metric": "stress", "value": round(0.3 + 0.2 * rng.random(), 3), "timestamp": at}
-        )
-        for plan, keys in plan_flags.items():
-            for key in keys:
-                labels = {"flag": key, "plan": plan}
-                requests = rng.randint(80, 120)
-                samples.append(
-                    {"metric": "requests", "value": requests, "timestamp": at, "labels": labels}
-                )
-                samples.append(
-                    {
-                        "metric": "errors",
-                        "value": rng.randint(0, 1),
-                        "timestamp": at,
-                        "labels": labels,
-                    }
-                )
-                for _ in range(3):
-                    latency = rng.lognormvariate(5.0, 0.4)
-                    samples.append(
-                        {
-                            "metric": "latency_ms",
-                            "value": round(latency, 1),
-                            "timestamp": at,
-                            "labels": labels,
-                        }
-                    )
+    week = dt.timedelta(days=7) - dt.timedelta(minutes=30)  # inside the raw-sample retention
+    samples: list[dict] = []
+    for minutes in range(0, int(week.total_seconds() // 60), 10):
+        at = now - dt.timedelta(minutes=minutes)
+        stress = round(0.3 + 0.2 * rng.random(), 3)
+        samples.append({"metric": "stress", "value": stress, "timestamp": at.isoformat()})
+        samples.extend(_traffic(rng, at, 0.03))
+    checks = [now - GUARDRAIL_EVERY * n for n in range(int(week / GUARDRAIL_EVERY), -1, -1)]
+    spike = min(checks, key=lambda at: abs(at - (now - SPIKE_AGO)))
+    for at in checks:
+        errors = 1.5 if at == spike else 0.03
+        for minute in range(1, 6):
+            moment = at - dt.timedelta(minutes=minute) + dt.timedelta(seconds=1)
+            samples.extend(_traffic(rng, moment, errors))
     for start in range(0, len(samples), 10_000):
         samples_ingest(items=samples[start : start + 10_000])
+    for at in checks:
+        phases.check_guardrails(now=at)
+    phases.degradation_check(now=now)
+    _usage_events(rng, now)
+
+
+def _usage_events(rng: random.Random, now: dt.datetime) -> None:
+    """A week of exposures and uses (as far back as ingestion takes them); adoption grows."""
+    units = {
+        "scene-management": [f"user-{n}" for n in range(1, 61)],
+        "scene-drag-drop": [f"user-{n}" for n in range(1, 61)],
+        "advanced-reporting": [f"user-{n}" for n in range(1, 61)],
+        "ifm-platform": ORGS[:13],
+    }
     events = []
-    for n in range(1, 61):
-        at = (now - dt.timedelta(hours=rng.randint(1, 40))).isoformat()
-        events.append(
-            {"unit": f"user-{n}", "flag": "scene-management", "action": "exposure", "timestamp": at}
-        )
-        if rng.random() < 0.75:
-            events.append(
-                {"unit": f"user-{n}", "flag": "scene-management", "action": "use", "timestamp": at}
-            )
+    for day in range(7):
+        share = 0.5 + 0.05 * (6 - day)  # older days lower
+        for flag, pool in units.items():
+            for unit in rng.sample(pool, k=min(len(pool), rng.randint(12, 20))):
+                at = (now - dt.timedelta(days=day, minutes=rng.randint(5, 1380))).isoformat()
+                events.append({"unit": unit, "flag": flag, "action": "exposure", "timestamp": at})
+                if rng.random() < share + (0.1 if flag == "scene-management" else 0):
+                    events.append({"unit": unit, "flag": flag, "action": "use", "timestamp": at})
     events_ingest(items=events)
 
 
@@ -209,9 +263,11 @@ def demo_load() -> bool:
     if Flag.objects.filter(name="scene-management").exists():
         return False
     now = timezone.now()
-    _cohorts()
-    _flags()
-    _release(now)
-    _onboarding(now)
-    _live_metrics(now)
+    # One transaction: all or nothing, and a thousand small service transactions become
+    # savepoints instead of a disk flush each.
+    with transaction.atomic():
+        _cohorts()
+        _flags()
+        _history(now)
+        _live_metrics(now)
     return True

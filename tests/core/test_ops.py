@@ -116,6 +116,19 @@ def test_oversize_body__413_in_error_shape(client: Client, settings: object) -> 
     assert response.json()["error"]["code"] == "too_large"
 
 
+def test_api_too_many_form_fields__json_400(admin_api: object, settings: object) -> None:
+    # Regression (found by tests/test_fuzz_api.py): Django's own 400 (a SuspiciousOperation
+    # raised while DRF parses the body) answered an HTML page on the API.
+    settings.DATA_UPLOAD_MAX_NUMBER_FIELDS = 5
+    body = "&".join(f"contacts=u{i}@example.com" for i in range(10))
+    response = admin_api.post(
+        "/api/v1/cohorts/", body, content_type="application/x-www-form-urlencoded"
+    )
+    assert response.status_code == 400
+    assert response["Content-Type"] == "application/json"
+    assert response.json()["error"]["code"] == "bad_request"
+
+
 def test_dashboard_post_without_csrf__403(release_manager: object) -> None:
     client = Client(enforce_csrf_checks=True)
     client.force_login(release_manager)

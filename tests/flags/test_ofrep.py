@@ -274,7 +274,7 @@ def test_waffle__flag_is_active__agrees_with_ofrep(
 def test_schema__documents_ofrep_endpoints(client: Client) -> None:
     schema = client.get("/api/schema/", HTTP_ACCEPT="application/vnd.oai.openapi+json").json()
     single = schema["paths"]["/ofrep/v1/evaluate/flags/{key}"]["post"]
-    assert set(single["responses"]) == {"200", "400", "401", "404", "429"}
+    assert set(single["responses"]) == {"200", "400", "401", "404", "413", "429", "503"}
     bulk = schema["paths"]["/ofrep/v1/evaluate/flags"]["post"]
     assert "304" in bulk["responses"]
     assert "OfrepBulkSuccess" in schema["components"]["schemas"]

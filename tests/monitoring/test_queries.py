@@ -97,6 +97,18 @@ def test_insufficient_data__below_min_samples__no_number() -> None:
     assert metric_value(name="lat_m", window=timedelta(minutes=5)).value == 3
 
 
+def test_no_samples__min_samples_zero__sum_is_zero_and_mean_insufficient() -> None:
+    # Regression (found by tests/test_fuzz_api.py): a sum with min_samples=0, such as the seeded
+    # data_corruption, over an empty window divided by zero computing an unused mean -> 500.
+    _define("lat_s", "sum", "latency_ms", min_samples=0)
+    _define("lat_m", "mean", "latency_ms", min_samples=0)
+    window = timedelta(minutes=5)
+    assert metric_value(name="lat_s", window=window).value == 0
+    assert metric_value(name="data_corruption", window=window).status == "ok"
+    result = metric_value(name="lat_m", window=window)
+    assert (result.value, result.status, result.samples) == (None, "insufficient_data", 0)
+
+
 def test_adoption__share_of_exposed_units_that_used() -> None:
     at = (NOW - timedelta(minutes=2)).isoformat()
     exposures = [

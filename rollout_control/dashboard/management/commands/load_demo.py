@@ -8,7 +8,7 @@ from django.db import transaction
 from rollout_control.core.actors import Actor
 from rollout_control.core.models import ApiToken
 from rollout_control.core.roles import RELEASE_MANAGER, SUPPORT
-from rollout_control.core.services import api_token_create
+from rollout_control.core.services import api_token_create, api_token_revoke
 from rollout_control.dashboard.demo import demo_load
 
 DEMO_USERS = (
@@ -35,7 +35,9 @@ class Command(BaseCommand):
                 user.groups.add(Group.objects.get(name=role))
                 logins.append((username, password, "superuser" if is_superuser else role))
             actor = Actor.system("manage.py load_demo")
-            ApiToken.objects.filter(name__startswith="demo-", revoked_at__isnull=True).delete()
+            # Earlier demo tokens stop working: revoked through the service, so audited.
+            for old in ApiToken.objects.filter(name__startswith="demo-", revoked_at__isnull=True):
+                api_token_revoke(token=old, actor=actor)
             _, client_token = api_token_create(name="demo-client", scope="client", actor=actor)
             _, admin_token = api_token_create(
                 name="demo-admin",

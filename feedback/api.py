@@ -1,0 +1,238 @@
+"""Feedback over the API: intake for client apps, the queue for staff. Views validate, call one
+service, and serialize."""
+
+from typing import Any
+
+from django.conf import settings
+from django.http import Http404
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
+from rest_framework import serializers, status
+from rest_framework.permissions import BasePermission
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from feedback import metrics, selectors, services
+from feedback.forms import FeedbackFilterForm
+from feedback.models import FeedbackItem, FeedbackSource
+from feedback.serializers import (
+    FeedbackBulkInput,
+    FeedbackBulkOutput,
+    FeedbackCommentInput,
+    FeedbackCommentOutput,
+    FeedbackCreateInput,
+    FeedbackDetailOutput,
+    FeedbackOutput,
+    FeedbackReasonInput,
+    FeedbackReceiptOutput,
+    FeedbackUpdateInput,
+)
+from rollout_control.core.actors import Actor
+from rollout_control.core.errors import error_body
+from rollout_control.core.pagination import Pagination
+from rollout_control.core.permissions import IsClient, IsReleaseManager, IsSupportStaff
+from rollout_control.core.ratelimit import TokenBucket, retry_after_header
+from rollout_control.core.schema import paginated
+from rollout_control.core.tokens import TokenSnap
+
+_limiter = TokenBucket(
+    rate=settings.FEEDBACK_RATE_PER_HOUR / 3600, burst=settings.FEEDBACK_RATE_BURST
+)
+
+
+def _item(pk: int) -> FeedbackItem:
+    item = selectors.feedback_get(pk=pk)
+    if item is None:
+        raise Http404(f"No feedback item {pk}.")
+    return item
+
+
+def _rate_key(request: Request) -> tuple[str, object]:
+    unit = request.data.get("unit") if isinstance(request.data, dict) else None
+    if isinstance(unit, str | int) and str(unit):
+        return ("unit", str(unit))
+    # No unit named: the sender's own allowance.
+    token = request.auth if isinstance(request.auth, TokenSnap) else None
+    return ("token", token.pk) if token else ("user", request.user.pk)
+
+
+def _assignee(username: str | None) -> Any:
+    return None if username is None else services.staff_user(username)
+
+
+def _detail(pk: int) -> Response:
+    return Response(FeedbackDetailOutput(_item(pk)).data)
+
+
+FILTER_PARAMETERS = [
+    OpenApiParameter("status", str, description='A status, or "open" (new, triaged, in progress)'),
+    OpenApiParameter("type", str, enum=FeedbackItem.Type.values),
+    OpenApiParameter("priority", str, enum=FeedbackItem.Priority.values),
+    OpenApiParameter("assignee", str, description='Username, or "none" for unassigned'),
+    OpenApiParameter("plan", str, description="Plan name recorded at intake"),
+    OpenApiParameter("phase", str, description="Phase name recorded at intake"),
+    OpenApiParameter("flag", str, description="Flag key"),
+    OpenApiParameter("unit", str, description="Reporting unit"),
+    OpenApiParameter("overdue", OpenApiTypes.BOOL, description="Open, unanswered, past due"),
+    OpenApiParameter("q", str, description="Search text, unit, organisation, flag, or #id"),
+]
+
+
+class FeedbackListCreateView(APIView):
+    """POST: any client token (or a staff login). GET: support staff and release managers."""
+
+    def get_permissions(self) -> list[BasePermission]:
+        return [IsClient()] if self.request.method == "POST" else [IsSupportStaff()]
+
+    @extend_schema(
+        parameters=FILTER_PARAMETERS,
+        responses={200: paginated(FeedbackOutput)},
+        operation_id="v1_feedback_list",
+        summary="The feedback queue, next deadline first",
+    )
+    def get(self, request: Request) -> Response:
+        form = FeedbackFilterForm(request.query_params)
+        if not form.is_valid():
+            raise serializers.ValidationError(form.errors)
+        queryset = selectors.feedback_list(filters=form.filters())
+        paginator = Pagination()
+        page = paginator.paginate_queryset(queryset, request, view=self)
+        return paginator.get_paginated_response(FeedbackOutput(page, many=True).data)
+
+    @extend_schema(
+        request=FeedbackCreateInput,
+        responses={
+            201: FeedbackReceiptOutput,
+            429: OpenApiResponse(description="Too many items from this unit; see Retry-After."),
+        },
+        summary="Send feedback (client apps)",
+        description="Rate-limited per unit: 429 with Retry-After (seconds) when over the limit.",
+    )
+    def post(self, request: Request) -> Response:
+        wait = _limiter.take(_rate_key(request))
+        if wait:
+            metrics.rate_limited_total.inc()
+            return Response(
+                error_body("rate_limited", "Too much feedback from this unit; try again later."),
+                status=status.HTTP_429_TOO_MANY_REQUESTS,
+                headers={"Retry-After": retry_after_header(wait)},
+            )
+        data = FeedbackCreateInput(data=request.data)
+        data.is_valid(raise_exception=True)
+        values = dict(data.validated_data)
+        item = services.feedback_create(
+            actor=Actor.from_request(request),
+            flag_key=values.pop("flag"),
+            source=FeedbackSource.API,
+            **values,
+        )
+        return Response(FeedbackReceiptOutput(item).data, status=status.HTTP_201_CREATED)
+
+
+class FeedbackDetailView(APIView):
+    permission_classes = [IsSupportStaff]
+
+    @extend_schema(responses={200: FeedbackDetailOutput}, summary="An item with its history")
+    def get(self, request: Request, pk: int) -> Response:
+        return _detail(pk)
+
+    @extend_schema(
+        request=FeedbackUpdateInput,
+        responses={200: FeedbackDetailOutput},
+        summary="Triage: status, priority (with a reason), assignee",
+    )
+    def patch(self, request: Request, pk: int) -> Response:
+        item = _item(pk)
+        data = FeedbackUpdateInput(data=request.data)
+        data.is_valid(raise_exception=True)
+        changes = dict(data.validated_data)
+        reason = changes.pop("reason")
+        if "assignee" in changes:
+            changes["assignee"] = _assignee(changes["assignee"])
+        if "duplicate_of" in changes:
+            original = selectors.feedback_get(pk=changes["duplicate_of"])
+            if original is None:
+                raise serializers.ValidationError({"duplicate_of": ["No such item."]})
+            changes["duplicate_of"] = original
+        services.feedback_update(
+            item=item, actor=Actor.from_request(request), changes=changes, reason=reason
+        )
+        return _detail(pk)
+
+
+class CommentCreateView(APIView):
+    permission_classes = [IsSupportStaff]
+
+    @extend_schema(
+        request=FeedbackCommentInput,
+        responses={201: FeedbackCommentOutput},
+        summary="Add an internal comment",
+    )
+    def post(self, request: Request, pk: int) -> Response:
+        data = FeedbackCommentInput(data=request.data)
+        data.is_valid(raise_exception=True)
+        comment = services.feedback_comment(
+            item=_item(pk), text=data.validated_data["text"], actor=Actor.from_request(request)
+        )
+        return Response(FeedbackCommentOutput(comment).data, status=status.HTTP_201_CREATED)
+
+
+class ExclusionRequestView(APIView):
+    permission_classes = [IsSupportStaff]
+
+    @extend_schema(
+        request=FeedbackReasonInput,
+        responses={200: FeedbackDetailOutput},
+        summary="Ask a release manager to exclude the reporting unit from the flag",
+    )
+    def post(self, request: Request, pk: int) -> Response:
+        data = FeedbackReasonInput(data=request.data)
+        data.is_valid(raise_exception=True)
+        services.feedback_request_exclusion(
+            item=_item(pk), actor=Actor.from_request(request), **data.validated_data
+        )
+        return _detail(pk)
+
+
+class ExcludeUnitView(APIView):
+    permission_classes = [IsReleaseManager]
+
+    @extend_schema(
+        request=FeedbackReasonInput,
+        responses={200: FeedbackDetailOutput},
+        summary="Put the reporting unit on the flag's exclusion list (pauses its live plan)",
+    )
+    def post(self, request: Request, pk: int) -> Response:
+        data = FeedbackReasonInput(data=request.data)
+        data.is_valid(raise_exception=True)
+        services.feedback_exclude_unit(
+            item=_item(pk), actor=Actor.from_request(request), **data.validated_data
+        )
+        return _detail(pk)
+
+
+class BulkView(APIView):
+    permission_classes = [IsSupportStaff]
+
+    @extend_schema(
+        request=FeedbackBulkInput,
+        responses={200: FeedbackBulkOutput},
+        summary="Assign or change status at once",
+    )
+    def post(self, request: Request) -> Response:
+        data = FeedbackBulkInput(data=request.data)
+        data.is_valid(raise_exception=True)
+        values = data.validated_data
+        actor = Actor.from_request(request)
+        if values["action"] == "assign":
+            result = services.feedback_bulk_assign(
+                ids=values["ids"], assignee=_assignee(values["assignee"]), actor=actor
+            )
+        else:
+            result = services.feedback_bulk_transition(
+                ids=values["ids"], status=values["status"], actor=actor
+            )
+        missing = set(values["ids"]) - set(result.changed) - set(result.skipped)
+        skipped = result.skipped | dict.fromkeys(sorted(missing), "no such item")
+        return Response(FeedbackBulkOutput({"changed": result.changed, "skipped": skipped}).data)
