@@ -258,6 +258,71 @@ def _usage_events(rng: random.Random, now: dt.datetime) -> None:
     events_ingest(items=events)
 
 
+FEEDBACK = [
+    # type, text, rating, flag, unit
+    ("praise", "Drag-and-drop reordering saves me an hour a day.", 5, "scene-drag-drop", "user-3"),
+    (
+        "praise",
+        "The stripboard finally matches how we plan shoots.",
+        5,
+        "scene-management",
+        "user-8",
+    ),
+    ("usability", "The scene colour picker is hard to find.", 4, "scene-management", "user-12"),
+    ("feature_request", "Export the schedule as PDF, please.", 4, "advanced-reporting", "user-5"),
+    (
+        "bug",
+        "Reordering two scenes quickly sometimes swaps the wrong ones.",
+        3,
+        "scene-drag-drop",
+        "user-21",
+    ),
+    ("question", "Can cast members see the stripboard?", 4, "scene-management", "user-30"),
+    (
+        "bug",
+        "Report totals are off by one day around month ends.",
+        3,
+        "advanced-reporting",
+        "user-17",
+    ),
+    (
+        "blocker",
+        "Saving a board with 400 scenes fails: <b>Error 500</b>",
+        2,
+        "scene-management",
+        "user-44",
+    ),
+    ("praise", "Onboarding took our volunteers ten minutes.", 5, "ifm-platform", "org-02"),
+    ("usability", "The donor list needs a search box.", 4, "ifm-platform", "org-05"),
+]
+
+
+def _feedback() -> None:
+    from feedback.services import feedback_assign, feedback_create, feedback_transition
+
+    support = _signers()[2]
+    items = []
+    for kind, text, rating, flag, unit in FEEDBACK:
+        context = {"orgId": unit} if unit.startswith("org-") else {"targetingKey": unit}
+        items.append(
+            feedback_create(
+                type=kind,
+                text=text,
+                rating=rating,
+                flag_key=flag,
+                unit=unit,
+                context=context,
+                actor=SYSTEM,
+                app_version="2.4.1",
+            )
+        )
+    staff = Actor.for_user(support)
+    feedback_transition(item=items[4], status="triaged", actor=staff)
+    feedback_assign(item=items[4], assignee=support, actor=staff)
+    feedback_transition(item=items[4], status="in_progress", actor=staff)
+    feedback_transition(item=items[0], status="closed", actor=staff, reason="thanked the user")
+
+
 def demo_load() -> bool:
     """Builds the demo unless it exists. True when it was built now."""
     if Flag.objects.filter(name="scene-management").exists():
@@ -270,4 +335,5 @@ def demo_load() -> bool:
         _flags()
         _history(now)
         _live_metrics(now)
+        _feedback()
     return True

@@ -40,3 +40,14 @@ def test_load_demo__plans_part_way_with_history_and_metrics(
     )
     call_command("load_demo")  # again: new passwords, same demo
     assert RolloutPlan.objects.count() == 2
+
+
+def test_load_demo__feedback_queue_populated(capsys: pytest.CaptureFixture[str]) -> None:
+    from feedback.models import FeedbackItem
+
+    call_command("load_demo")
+    assert FeedbackItem.objects.count() == 10
+    assert FeedbackItem.objects.filter(priority="critical", status="new").count() == 1
+    assert FeedbackItem.objects.filter(status="in_progress").exclude(assignee=None).exists()
+    blocker = FeedbackItem.objects.get(type="blocker")
+    assert blocker.plan_name == "Stripboard scenes"
