@@ -205,7 +205,9 @@ class FlagAdmin(admin.ModelAdmin):
     def has_delete_permission(self, request: HttpRequest, obj: Flag | None = None) -> bool:
         return False  # flags are archived, never deleted: their history stays readable
 
-    @admin.action(description="Kill switch: turn selected flags off for everyone…")
+    @admin.action(
+        description="Kill switch: turn selected flags off for everyone…", permissions=["change"]
+    )
     def kill_switch(self, request: HttpRequest, queryset: QuerySet[Flag]) -> HttpResponse | None:
         form = KillSwitchForm(request.POST if "apply" in request.POST else None)
         if form.is_valid():
@@ -216,7 +218,7 @@ class FlagAdmin(admin.ModelAdmin):
                     actor=Actor.for_user(request.user),
                     reason=form.cleaned_data["reason"],
                 )
-            self.message_user(request, f"Killed {queryset.count()} flag(s).", messages.WARNING)
+            self.message_user(request, f"Killed {queryset.count()} flag(s).", messages.SUCCESS)
             return None
         context = {
             **self.admin_site.each_context(request),
@@ -228,7 +230,7 @@ class FlagAdmin(admin.ModelAdmin):
         }
         return TemplateResponse(request, "admin/flags/kill_switch.html", context)
 
-    @admin.action(description="Release the kill switch (back to the rules)")
+    @admin.action(description="Release the kill switch (back to the rules)", permissions=["change"])
     def release_kill_switch(self, request: HttpRequest, queryset: QuerySet[Flag]) -> None:
         count = 0
         for flag in queryset.filter(everyone=False):
@@ -241,7 +243,7 @@ class FlagAdmin(admin.ModelAdmin):
             count += 1
         self.message_user(request, f"Released {count} flag(s).", messages.SUCCESS)
 
-    @admin.action(description="Archive selected flags")
+    @admin.action(description="Archive selected flags", permissions=["change"])
     def archive(self, request: HttpRequest, queryset: QuerySet[Flag]) -> None:
         for flag in queryset:
             services.flag_archive(

@@ -76,6 +76,7 @@ SEED_MIGRATIONS = [
     ("feedback.migrations.0001_feedback_metric_definitions", "create"),
     ("phases.migrations.0002_seed_templates", "install"),
     ("phases.migrations.0004_template_guardrails", "add"),
+    ("rollout_control.core.migrations.0006_role_permissions", "grant_roles"),
 ]
 
 

@@ -28,7 +28,7 @@ class ApiTokenAdmin(admin.ModelAdmin):
         # The secret is shown once, so tokens are made with `manage.py create_api_token`.
         return False
 
-    @admin.action(description="Revoke selected tokens")
+    @admin.action(description="Revoke selected tokens", permissions=["change"])
     def revoke(self, request: HttpRequest, queryset: QuerySet[ApiToken]) -> None:
         actor = Actor.for_user(request.user)
         count = 0

@@ -20,7 +20,9 @@ def _token(request: Request) -> TokenSnap | None:
 class _LoggedPermission(BasePermission):
     def has_permission(self, request: Request, view: Any) -> bool:
         allowed = self.allows(request)
-        if not allowed and (request.auth is not None or request.user.is_authenticated):
+        if allowed:
+            return True
+        if request.auth is not None or request.user.is_authenticated:
             metrics.auth_failures_total.labels("forbidden").inc()
             logger.warning(
                 "permission denied: %s %s for %s",
@@ -28,7 +30,10 @@ class _LoggedPermission(BasePermission):
                 request.path,
                 _token(request) or request.user,
             )
-        return allowed
+        else:  # no credentials at all: a 401, logged quieter (clients probing, expired sessions)
+            metrics.auth_failures_total.labels("missing").inc()
+            logger.info("no credentials: %s %s", request.method, request.path)
+        return False
 
     def allows(self, request: Request) -> bool:
         raise NotImplementedError
