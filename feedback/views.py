@@ -265,10 +265,20 @@ def detail(request: HttpRequest, pk: int) -> HttpResponse:
     for event in history:
         event.summary = _summary(event)
     allowed = services.TRANSITIONS[item.status]
+    # The outcome of an action is shown in the form that made it (where the redirect scrolled
+    # to and the keyboard carries on from); any other message goes at the top of the page.
+    outcome, elsewhere = {}, []
+    for message in messages.get_messages(request):
+        if message.extra_tags in ACTION_FORMS:
+            outcome[message.extra_tags.replace("-", "_")] = message
+        else:
+            elsewhere.append(message)
     return render(
         request,
         "feedback/detail.html",
         {
+            "messages": elsewhere,
+            "outcome": outcome,
             "item": item,
             "history": history,
             "now": timezone.now(),
@@ -282,10 +292,20 @@ def detail(request: HttpRequest, pk: int) -> HttpResponse:
     )
 
 
+ACTION_FORMS = frozenset({"status-form", "priority-form", "assign-form", "comment-form", "exclude"})
+
+
 def _act(
-    request: HttpRequest, pk: int, form_class: type, change: Callable[..., object], done: str
+    request: HttpRequest,
+    pk: int,
+    form_class: type,
+    change: Callable[..., object],
+    done: str,
+    *,
+    anchor: str,
 ) -> HttpResponse:
-    """Validates a small action form, makes one service call, and goes back to the item."""
+    """Validates a small action form, makes one service call, and goes back to the item, to the
+    form just used (`anchor`): the next Tab continues from there, not from the top of the page."""
     item = _item_or_404(pk)
     form = form_class(request.POST)
     if not form.is_valid():
@@ -293,15 +313,15 @@ def _act(
             f"{form.fields[name].label if name in form.fields else name}: {' '.join(errors)}"
             for name, errors in form.errors.items()
         )
-        messages.error(request, problems)
+        messages.error(request, problems, extra_tags=anchor)
     else:
         try:
             change(item=item, actor=Actor.for_user(request.user), **form.cleaned_data)
         except DomainError as exc:
-            messages.error(request, exc.message)
+            messages.error(request, exc.message, extra_tags=anchor)
         else:
-            messages.success(request, done)
-    return redirect("feedback:detail", pk=pk)
+            messages.success(request, done, extra_tags=anchor)
+    return HttpResponseRedirect(f"{reverse('feedback:detail', args=[pk])}#{anchor}")
 
 
 @require_POST
@@ -316,13 +336,20 @@ def change_status(request: HttpRequest, pk: int) -> HttpResponse:
             item=item, status=status, duplicate_of=original, actor=actor, reason=reason
         )
 
-    return _act(request, pk, StatusForm, change, "Status changed.")
+    return _act(request, pk, StatusForm, change, "Status changed.", anchor="status-form")
 
 
 @require_POST
 @staff_required
 def change_priority(request: HttpRequest, pk: int) -> HttpResponse:
-    return _act(request, pk, PriorityForm, services.feedback_set_priority, "Priority changed.")
+    return _act(
+        request,
+        pk,
+        PriorityForm,
+        services.feedback_set_priority,
+        "Priority changed.",
+        anchor="priority-form",
+    )
 
 
 @require_POST
@@ -332,13 +359,15 @@ def assign(request: HttpRequest, pk: int) -> HttpResponse:
         user = None if assignee in ("", UNASSIGNED) else services.staff_user(assignee)
         services.feedback_assign(item=item, assignee=user, actor=actor)
 
-    return _act(request, pk, AssignForm, change, "Assignee changed.")
+    return _act(request, pk, AssignForm, change, "Assignee changed.", anchor="assign-form")
 
 
 @require_POST
 @staff_required
 def comment(request: HttpRequest, pk: int) -> HttpResponse:
-    return _act(request, pk, CommentForm, services.feedback_comment, "Comment added.")
+    return _act(
+        request, pk, CommentForm, services.feedback_comment, "Comment added.", anchor="comment-form"
+    )
 
 
 @require_POST
@@ -350,6 +379,7 @@ def request_exclusion(request: HttpRequest, pk: int) -> HttpResponse:
         ReasonForm,
         services.feedback_request_exclusion,
         "Asked the release managers to exclude the unit.",
+        anchor="exclude",
     )
 
 
@@ -364,4 +394,5 @@ def exclude_unit(request: HttpRequest, pk: int) -> HttpResponse:
         ReasonForm,
         services.feedback_exclude_unit,
         "The unit is on the flag's exclusion list.",
+        anchor="exclude",
     )
