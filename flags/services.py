@@ -67,6 +67,13 @@ def as_percentage(basis_points: int) -> int | float:
     return whole if rest == 0 else float(Decimal(basis_points) / 100)
 
 
+def _rules(flag: Flag) -> Any:
+    # Lists prefetch the rules (flags.selectors); a fresh query here would be one per row.
+    if "cohort_rules" in getattr(flag, "_prefetched_objects_cache", {}):
+        return flag.cohort_rules.all()
+    return flag.cohort_rules.select_related("cohort").order_by("position")
+
+
 def flag_state(flag: Flag) -> dict[str, Any]:
     """What the API shows and the audit log records, before and after each change."""
     return {
@@ -81,7 +88,7 @@ def flag_state(flag: Flag) -> dict[str, Any]:
         "tier": flag.tier,
         "cohort_rules": [
             {"cohort": rule.cohort.key, "percentage": as_percentage(rule.basis_points)}
-            for rule in flag.cohort_rules.select_related("cohort").order_by("position")
+            for rule in _rules(flag)
         ],
         "excluded_units": list(flag.excluded_units),
         "archived": flag.archived,
@@ -284,9 +291,15 @@ def validate_cohort_rules(rules: Any) -> list[dict[str, Any]]:
 
 
 def cohort_state(cohort: Cohort) -> dict[str, Any]:
-    counts = dict(
-        CohortMember.objects.filter(cohort=cohort).values_list("kind").annotate(n=Count("id"))
-    )
+    if hasattr(cohort, "member_count"):  # annotated by flags.selectors.cohort_list
+        counts = {
+            CohortMember.Kind.MEMBER: cohort.member_count,
+            CohortMember.Kind.OPT_IN: cohort.opt_in_count,
+        }
+    else:
+        counts = dict(
+            CohortMember.objects.filter(cohort=cohort).values_list("kind").annotate(n=Count("id"))
+        )
     return {
         "key": cohort.key,
         "name": cohort.name,

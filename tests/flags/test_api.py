@@ -317,3 +317,38 @@ def test_percentages__decimal_round_trip_exact(admin_api: APIClient) -> None:
             FLAGS, {"key": key, "rollout_percentage": Decimal(value)}, format="json"
         ).json()
         assert Decimal(str(data["rollout_percentage"])) == Decimal(value)
+
+
+def _queries(client: APIClient, path: str) -> int:
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    client.get(path)  # warm: snapshot refresh and session work are not per row
+    with CaptureQueriesContext(connection) as captured:
+        assert client.get(path).status_code == 200
+    return len(captured)
+
+
+def test_lists__queries_do_not_grow_with_rows(admin_api: APIClient, beta_cohort: object) -> None:
+    from flags import services
+    from tests.flags.conftest import SYSTEM
+
+    def add(start: int, count: int) -> None:
+        for index in range(start, start + count):
+            rules = [services.CohortRuleInput(cohort="beta", percentage=Decimal(50))]
+            services.flag_create(key=f"many-{index}", actor=SYSTEM, cohort_rules=rules)
+            services.cohort_create(key=f"c-{index}", name="c", actor=SYSTEM)
+
+    add(0, 5)
+    few = (
+        _queries(admin_api, f"{FLAGS}?page_size=100"),
+        _queries(admin_api, "/api/v1/cohorts/?page_size=100"),
+    )
+    add(5, 20)
+    many = (
+        _queries(admin_api, f"{FLAGS}?page_size=100"),
+        _queries(admin_api, "/api/v1/cohorts/?page_size=100"),
+    )
+    assert many == few
+    body = admin_api.get("/api/v1/cohorts/?page_size=100").json()
+    assert {c["key"]: c["member_count"] for c in body["results"]}["beta"] == 2
