@@ -1,9 +1,13 @@
-"""Properties and unit tests of the pure flag-evaluation module (no Django, no database)."""
+"""Properties and unit tests of the pure flag-evaluation module (no Django, no database).
+
+Run against the compiled build, and again against the source by test_evaluation_build.py.
+"""
 
 from __future__ import annotations
 
 import copy
 import json
+import os
 import pickle
 from dataclasses import fields
 from types import MappingProxyType
@@ -14,6 +18,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from flags.evaluation import (
+    IMPLEMENTATION,
     MAX_BASIS_POINTS,
     OPERATORS,
     CohortSnap,
@@ -925,3 +930,54 @@ def test_validate_condition__problem__is_reported_with_its_field(
 def test_validate_condition__several_problems__are_all_reported() -> None:
     problems = validate_condition(" ", "between", [])
     assert [problem.split(":")[0] for problem in problems] == ["attribute", "operator", "values"]
+
+
+# --------------------------------------------------------------------------------------------
+# Implementation and remembered condition outcomes
+# --------------------------------------------------------------------------------------------
+
+
+def test_implementation__is_the_one_the_environment_asks_for() -> None:
+    # This file runs twice: here against the compiled build (which `pip install -e .` makes;
+    # "source" here means the build is missing or older than flags/_evaluation.py), and in
+    # tests/flags/test_evaluation_build.py against the source, with ROLLOUT_EVALUATION=source.
+    wanted = "source" if os.environ.get("ROLLOUT_EVALUATION") == "source" else "compiled"
+    assert wanted == IMPLEMENTATION, "run `pip install -e .` to rebuild flags/_evaluation.py"
+
+
+def test_evaluate__more_distinct_values_than_a_condition_remembers__each_answer_is_right() -> None:
+    # Each compiled condition remembers 1,024 outcomes, then starts over: three rounds of 2,500
+    # values go through remembering, forgetting and remembering again.
+    cohort = make_cohort("acme", conditions=(cond("email", "contains", "7@acme"),))
+    flag = make_flag(bp=0, rules=(FlagRuleSnap("acme", MAX_BASIS_POINTS),))
+    snapshot = make_snapshot(flag, cohorts=(cohort,))
+    for _ in range(3):
+        for i in range(2_500):
+            email = f"user{i}@acme.example"
+            context = {"targetingKey": f"user-{i}", "email": email}
+            assert evaluate(snapshot, "checkout", context).value is ("7@acme" in email)
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [("1", True), (1, True), (True, False), (1.0, False), ("01", False), (None, False)],
+)
+def test_evaluate__remembered_outcomes__keep_str_int_bool_and_float_apart(
+    value: object, expected: bool
+) -> None:
+    # Outcomes are remembered by value; True == 1 == 1.0 in a dict, but only "1" and 1 match.
+    cohort = make_cohort("one", conditions=(cond("tier", "equals", "1"),))
+    flag = make_flag(bp=0, rules=(FlagRuleSnap("one", MAX_BASIS_POINTS),))
+    snapshot = make_snapshot(flag, cohorts=(cohort,))
+    for first in ("1", 1, True, 1.0, "01"):  # warm the memory with look-alikes first
+        evaluate(snapshot, "checkout", {"targetingKey": "u", "tier": first})
+    assert evaluate(snapshot, "checkout", {"targetingKey": "u", "tier": value}).value is expected
+
+
+@pytest.mark.parametrize("unit", [7, 2**70, -3])
+def test_evaluate__integer_unit__hashes_its_decimal_text(unit: int) -> None:
+    flag = make_flag(bp=5_000, stickiness="orgId")
+    snapshot = make_snapshot(flag)
+    for _ in range(2):  # the second time from remembered text
+        result = evaluate(snapshot, "checkout", {"orgId": unit})
+        assert result.value is in_rollout("checkout", str(unit), 5_000)
