@@ -37,6 +37,7 @@ from pathlib import Path
 from typing import Any
 
 from tests.processes import BIN, ROOT, free_port, running, wait_http
+from tests.processes import gunicorn as gunicorn_command
 
 
 def _tail(path: Path, lines: int = 30) -> str:
@@ -358,14 +359,7 @@ def gunicorn(env: dict[str, str], *, log: Path, workers: int = 2) -> Iterator[We
     port = free_port()
     metrics_dir = log.parent / f"prometheus-{port}"
     metrics_dir.mkdir(parents=True, exist_ok=True)
-    command = [
-        str(BIN / "gunicorn"),
-        "rollout_control.wsgi",
-        "-c",
-        "python:rollout_control.gunicorn_conf",
-        "--bind",
-        f"127.0.0.1:{port}",
-    ]
+    command = gunicorn_command(port)
     env = {**env, "WEB_CONCURRENCY": str(workers), "PROMETHEUS_MULTIPROC_DIR": str(metrics_dir)}
     with running(command, env=env, log=log) as server:
         url = f"http://127.0.0.1:{port}"

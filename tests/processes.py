@@ -45,6 +45,42 @@ def child_env(**overrides: str) -> dict[str, str]:
     return env
 
 
+def gunicorn(port: int) -> list[str]:
+    """The web command as deployed (our gunicorn config), bound to a loopback port."""
+    return [
+        str(BIN / "gunicorn"),
+        "rollout_control.wsgi",
+        "-c",
+        "python:rollout_control.gunicorn_conf",
+        "--bind",
+        f"127.0.0.1:{port}",
+    ]
+
+
+def celery_worker(*, loglevel: str = "INFO", concurrency: int | None = None) -> list[str]:
+    """A worker command: the solo pool (one task at a time, in the main process) unless a
+    concurrency asks for the prefork pool, whose child a test can kill."""
+    pool = ["--pool", "solo"] if concurrency is None else ["--concurrency", str(concurrency)]
+    return [
+        *_celery("worker"),
+        *pool,
+        "--without-mingle",
+        "--without-gossip",
+        "--loglevel",
+        loglevel,
+    ]
+
+
+def celery_beat(schedule: Path, *, loglevel: str = "INFO") -> list[str]:
+    """A beat command keeping its local state in ``schedule`` (the schedule itself is in the
+    database: django-celery-beat)."""
+    return [*_celery("beat"), "--loglevel", loglevel, "--schedule", str(schedule)]
+
+
+def _celery(program: str) -> list[str]:
+    return [str(BIN / "celery"), "-A", "rollout_control", program]
+
+
 def wait_http(url: str, timeout: float, process: subprocess.Popen | None = None) -> int:
     deadline = time.monotonic() + timeout
     last: Exception | None = None

@@ -28,7 +28,15 @@ from rollout_control.core.actors import Actor
 from rollout_control.core.services import api_token_create
 from rollout_control.schedule import BEAT_SCHEDULE, install_periodic_tasks
 from tests.phases.conftest import SYSTEM
-from tests.processes import BIN, child_env, free_port, running, wait_http
+from tests.processes import (
+    celery_beat,
+    celery_worker,
+    child_env,
+    free_port,
+    gunicorn,
+    running,
+    wait_http,
+)
 
 pytestmark = [pytest.mark.slow, pytest.mark.django_db(transaction=True)]
 SECONDS = int(os.environ.get("SOAK_SECONDS", "300"))
@@ -159,41 +167,14 @@ def test_soak__mixed_load__no_errors_no_lost_writes_flat_memory(tmp_path: Path) 
         LOG_LEVEL="WARNING",
     )
     port = free_port()
-    web = [
-        str(BIN / "gunicorn"),
-        "rollout_control.wsgi",
-        "-c",
-        "python:rollout_control.gunicorn_conf",
-        "--bind",
-        f"127.0.0.1:{port}",
-    ]
-    worker = [
-        str(BIN / "celery"),
-        "-A",
-        "rollout_control",
-        "worker",
-        "--concurrency",
-        "1",
-        "--without-mingle",
-        "--without-gossip",
-        "--loglevel",
-        "WARNING",
-    ]
-    beat = [
-        str(BIN / "celery"),
-        "-A",
-        "rollout_control",
-        "beat",
-        "--loglevel",
-        "WARNING",
-        "--schedule",
-        str(tmp_path / "beat"),
-    ]
+    web = gunicorn(port)
+    worker = celery_worker(loglevel="WARNING", concurrency=1)
+    beat = celery_beat(tmp_path / "beat", loglevel="WARNING")
     stop = threading.Event()
     with (
         running(web, env=env, log=tmp_path / "web.log") as server,
-        running(worker, env=env, log=tmp_path / "worker.log") as celery_worker,
-        running(beat, env=env, log=tmp_path / "beat.log") as celery_beat,
+        running(worker, env=env, log=tmp_path / "worker.log") as worker_process,
+        running(beat, env=env, log=tmp_path / "beat.log") as beat_process,
     ):
         wait_http(f"http://127.0.0.1:{port}/healthz", 60, server)
         load = Load(f"http://127.0.0.1:{port}", client, admin, stop)
@@ -203,7 +184,7 @@ def test_soak__mixed_load__no_errors_no_lost_writes_flat_memory(tmp_path: Path) 
             thread.start()
         try:
             time.sleep(WARMUP)
-            pids = [*_tree(server.pid), *_tree(celery_worker.pid), celery_beat.pid]
+            pids = [*_tree(server.pid), *_tree(worker_process.pid), beat_process.pid]
             baseline = {pid: _rss_kb(pid) for pid in pids}
             time.sleep(SECONDS - WARMUP)
             final = {pid: _rss_kb(pid) for pid in pids}

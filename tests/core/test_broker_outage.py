@@ -11,7 +11,7 @@ from kombu import Connection
 from monitoring.models import Heartbeat
 from rollout_control.celery import app
 from tests.outage import throwaway_redis
-from tests.processes import BIN, child_env, running
+from tests.processes import celery_worker, child_env, running
 
 pytestmark = [pytest.mark.slow, pytest.mark.django_db(transaction=True)]
 
@@ -36,18 +36,7 @@ def test_broker_stopped_and_back__worker_reconnects_and_tasks_run(tmp_path: Path
     queue = f"outage-{uuid.uuid4().hex[:8]}"
     with throwaway_redis() as redis:
         env = child_env(CELERY_QUEUE=queue, REDIS_URL=redis.url, CELERY_BROKER_URL=redis.url)
-        command = [
-            str(BIN / "celery"),
-            "-A",
-            "rollout_control",
-            "worker",
-            "--pool",
-            "solo",
-            "--without-mingle",
-            "--without-gossip",
-            "--loglevel",
-            "INFO",
-        ]
+        command = celery_worker()
         log = tmp_path / "worker.log"
         with running(command, env=env, log=log) as worker:
             started = time.time()

@@ -11,7 +11,7 @@ from monitoring.selectors import scheduler_status
 from monitoring.tasks import heartbeat
 from rollout_control.celery import app
 from rollout_control.schedule import BEAT_SCHEDULE, install_periodic_tasks
-from tests.processes import BIN, child_env, running
+from tests.processes import celery_worker, child_env, running
 
 
 @pytest.mark.django_db
@@ -43,20 +43,7 @@ def test_install_periodic_tasks__creates_missing__keeps_admin_edits() -> None:
 def test_worker__task_sent_by_name__effect_in_postgres(tmp_path: object) -> None:
     queue = f"test-{uuid.uuid4().hex[:8]}"
     env = child_env(CELERY_QUEUE=queue)
-    command = [
-        str(BIN / "celery"),
-        "-A",
-        "rollout_control",
-        "worker",
-        "--pool",
-        "solo",
-        "--queues",
-        queue,
-        "--loglevel",
-        "INFO",
-        "--without-mingle",
-        "--without-gossip",
-    ]
+    command = [*celery_worker(), "--queues", queue]
     log = tmp_path / "worker.log"
     with running(command, env=env, log=log) as worker:
         app.send_task("monitoring.tasks.heartbeat", queue=queue)

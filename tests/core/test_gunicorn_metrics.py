@@ -5,7 +5,7 @@ import urllib.request
 
 import pytest
 
-from tests.processes import BIN, child_env, free_port, running, wait_http
+from tests.processes import child_env, free_port, gunicorn, running, wait_http
 
 
 def _get(url: str) -> str:
@@ -20,14 +20,7 @@ def test_metrics__two_gunicorn_workers__counter_summed(tmp_path: object) -> None
     metrics_dir.mkdir()
     port = free_port()
     env = child_env(PROMETHEUS_MULTIPROC_DIR=str(metrics_dir), WEB_CONCURRENCY="2")
-    command = [
-        str(BIN / "gunicorn"),
-        "rollout_control.wsgi",
-        "-c",
-        "python:rollout_control.gunicorn_conf",
-        "--bind",
-        f"127.0.0.1:{port}",
-    ]
+    command = gunicorn(port)
     with running(command, env=env, log=tmp_path / "gunicorn.log") as server:
         base = f"http://127.0.0.1:{port}"
         wait_http(f"{base}/healthz", 60, server)

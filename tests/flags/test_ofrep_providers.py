@@ -28,7 +28,7 @@ from prometheus_client.mmap_dict import MmapedDict
 from flags import services
 from rollout_control.core.actors import Actor
 from rollout_control.core.services import api_token_create
-from tests.processes import BIN, child_env, free_port, running, wait_http
+from tests.processes import child_env, free_port, gunicorn, running, wait_http
 
 pytestmark = [pytest.mark.slow, pytest.mark.django_db(transaction=True)]
 
@@ -96,14 +96,7 @@ def two_worker_server(tmp_path: Path, **env: str) -> Iterator[LiveServer]:
         WEB_CONCURRENCY="2",
         **env,
     )
-    command = [
-        str(BIN / "gunicorn"),
-        "rollout_control.wsgi",
-        "-c",
-        "python:rollout_control.gunicorn_conf",
-        "--bind",
-        f"127.0.0.1:{port}",
-    ]
+    command = gunicorn(port)
     log = tmp_path / "gunicorn.log"
     with running(command, env=environment, log=log) as process:
         base = f"http://127.0.0.1:{port}"

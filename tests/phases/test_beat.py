@@ -16,7 +16,7 @@ from phases.services.flagops import flag_current_bp
 from rollout_control.celery import app
 from rollout_control.schedule import BEAT_SCHEDULE, install_periodic_tasks
 from tests.phases.conftest import SYSTEM
-from tests.processes import BIN, child_env, running
+from tests.processes import celery_beat, celery_worker, child_env, running
 
 pytestmark = [pytest.mark.slow, pytest.mark.django_db(transaction=True)]
 
@@ -42,28 +42,8 @@ def test_beat_and_worker__many_ticks__one_step_per_day(tmp_path: object) -> None
     PeriodicTask.objects.exclude(name="advance rollouts").update(enabled=False)
 
     env = child_env(CELERY_QUEUE=f"beat-{uuid.uuid4().hex[:8]}")
-    worker = [
-        str(BIN / "celery"),
-        "-A",
-        "rollout_control",
-        "worker",
-        "--pool",
-        "solo",
-        "--without-mingle",
-        "--without-gossip",
-        "--loglevel",
-        "INFO",
-    ]
-    beat = [
-        str(BIN / "celery"),
-        "-A",
-        "rollout_control",
-        "beat",
-        "--loglevel",
-        "INFO",
-        "--schedule",
-        str(tmp_path / "beat-state"),
-    ]
+    worker = celery_worker()
+    beat = celery_beat(tmp_path / "beat-state")
     with (
         running(worker, env=env, log=tmp_path / "worker.log"),
         running(beat, env=env, log=tmp_path / "beat.log"),

@@ -18,37 +18,15 @@ from phases.services.flagops import flag_current_bp
 from rollout_control.celery import app
 from rollout_control.schedule import BEAT_SCHEDULE, install_periodic_tasks
 from tests.phases.conftest import SYSTEM
-from tests.processes import BIN, child_env, running
+from tests.processes import celery_beat, celery_worker, child_env, running
 
 pytestmark = [pytest.mark.slow, pytest.mark.django_db(transaction=True)]
 FAKETIME = shutil.which("faketime")
 
 
 def _run_scheduler(env: dict[str, str], log_dir: Path, prefix: list[str], until: object) -> None:
-    worker = [
-        *prefix,
-        str(BIN / "celery"),
-        "-A",
-        "rollout_control",
-        "worker",
-        "--pool",
-        "solo",
-        "--without-mingle",
-        "--without-gossip",
-        "--loglevel",
-        "INFO",
-    ]
-    beat = [
-        *prefix,
-        str(BIN / "celery"),
-        "-A",
-        "rollout_control",
-        "beat",
-        "--loglevel",
-        "INFO",
-        "--schedule",
-        str(log_dir / f"beat-{uuid.uuid4().hex[:6]}"),
-    ]
+    worker = [*prefix, *celery_worker()]
+    beat = [*prefix, *celery_beat(log_dir / f"beat-{uuid.uuid4().hex[:6]}")]
     with (
         running(worker, env=env, log=log_dir / "worker.log"),
         running(beat, env=env, log=log_dir / "beat.log"),

@@ -21,7 +21,15 @@ from rollout_control.core.actors import Actor
 from rollout_control.core.services import api_token_create
 from rollout_control.schedule import BEAT_SCHEDULE, install_periodic_tasks
 from tests.phases.conftest import SYSTEM
-from tests.processes import BIN, child_env, free_port, running, wait_http
+from tests.processes import (
+    celery_beat,
+    celery_worker,
+    child_env,
+    free_port,
+    gunicorn,
+    running,
+    wait_http,
+)
 
 pytestmark = [pytest.mark.slow, pytest.mark.django_db(transaction=True)]
 INTERVAL = 1
@@ -79,36 +87,9 @@ def test_breach_to_rolled_back_answer__within_interval_plus_one_second(tmp_path:
         PROMETHEUS_MULTIPROC_DIR=str(tmp_path),
     )
     port = free_port()
-    web = [
-        str(BIN / "gunicorn"),
-        "rollout_control.wsgi",
-        "-c",
-        "python:rollout_control.gunicorn_conf",
-        "--bind",
-        f"127.0.0.1:{port}",
-    ]
-    worker = [
-        str(BIN / "celery"),
-        "-A",
-        "rollout_control",
-        "worker",
-        "--pool",
-        "solo",
-        "--without-mingle",
-        "--without-gossip",
-        "--loglevel",
-        "INFO",
-    ]
-    beat = [
-        str(BIN / "celery"),
-        "-A",
-        "rollout_control",
-        "beat",
-        "--loglevel",
-        "INFO",
-        "--schedule",
-        str(tmp_path / "b"),
-    ]
+    web = gunicorn(port)
+    worker = celery_worker()
+    beat = celery_beat(tmp_path / "b")
     base = f"http://127.0.0.1:{port}"
     with (
         running(web, env=env, log=tmp_path / "web.log") as server,

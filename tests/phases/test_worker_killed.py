@@ -22,7 +22,7 @@ from phases.services.flagops import flag_current_bp
 from rollout_control.celery import app
 from rollout_control.core.models import AuditEntry
 from tests.phases.conftest import SYSTEM
-from tests.processes import BIN, child_env, database_url, running
+from tests.processes import celery_worker, child_env, database_url, running
 
 pytestmark = [pytest.mark.slow, pytest.mark.django_db(transaction=True)]
 
@@ -61,18 +61,7 @@ def _kill_mid_change(flag_key: str, task: str, tmp_path: object) -> None:
     on that lock inside its transaction, kills the worker child, releases the lock."""
     queue = f"killed-{uuid.uuid4().hex[:8]}"
     env = child_env(CELERY_QUEUE=queue)
-    command = [
-        str(BIN / "celery"),
-        "-A",
-        "rollout_control",
-        "worker",
-        "--concurrency",
-        "1",
-        "--without-mingle",
-        "--without-gossip",
-        "--loglevel",
-        "INFO",
-    ]
+    command = celery_worker(concurrency=1)
     url = database_url()
     with (
         running(command, env=env, log=tmp_path / "worker.log") as worker,
