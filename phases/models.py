@@ -1,3 +1,6 @@
+import operator
+from collections.abc import Callable
+
 from django.conf import settings
 from django.db import models
 from django.utils.timezone import now as _now
@@ -281,6 +284,20 @@ class GateCriterion(models.Model):
 
     def __str__(self) -> str:
         return f"{self.metric} {self.get_comparator_display()} {self.threshold} over {self.window}"
+
+
+_COMPARATORS: dict[str, Callable[[float, float], bool]] = {
+    GateCriterion.Comparator.LT: operator.lt,
+    GateCriterion.Comparator.LTE: operator.le,
+    GateCriterion.Comparator.GT: operator.gt,
+    GateCriterion.Comparator.GTE: operator.ge,
+    GateCriterion.Comparator.EQ: operator.eq,
+}
+
+
+def comparison_holds(comparator: str, value: float, threshold: float) -> bool:
+    """`value <comparator> threshold`: a gate criterion passes, a guardrail fails, if it holds."""
+    return _COMPARATORS[comparator](value, threshold)
 
 
 class ChecklistItem(models.Model):

@@ -7,7 +7,6 @@ be the only signer. Phases are never skipped.
 """
 
 import datetime as dt
-import operator
 from typing import Any
 
 from django.contrib.auth.models import AbstractBaseUser
@@ -26,6 +25,7 @@ from phases.models import (
     Phase,
     RolloutPlan,
     SignOff,
+    comparison_holds,
 )
 from phases.services import notify
 from phases.services.plans import _locked, _save, phase_activate, plan_state
@@ -34,13 +34,6 @@ from rollout_control.core.actors import Actor
 from rollout_control.core.roles import RELEASE_MANAGER, ROLES, user_has_role
 from rollout_control.core.services import audit_record
 
-_COMPARE = {
-    "lt": operator.lt,
-    "lte": operator.le,
-    "gt": operator.gt,
-    "gte": operator.ge,
-    "eq": operator.eq,
-}
 PASS, FAIL, INSUFFICIENT = "pass", "fail", "insufficient_data"
 
 
@@ -73,9 +66,8 @@ def _criterion_result(criterion: GateCriterion, now: dt.datetime) -> dict[str, A
     if result.status != "ok" or result.value is None or too_few:
         verdict = INSUFFICIENT
     else:
-        verdict = (
-            PASS if _COMPARE[criterion.comparator](result.value, criterion.threshold) else FAIL
-        )
+        holds = comparison_holds(criterion.comparator, result.value, criterion.threshold)
+        verdict = PASS if holds else FAIL
     return row | {
         "observed": result.value,
         "samples": result.samples,

@@ -9,7 +9,6 @@ every guardrail of a plan passes, the plan's flag configuration is checkpointed.
 
 import datetime as dt
 import logging
-import operator
 from typing import Any
 
 from django.conf import settings
@@ -21,7 +20,15 @@ from monitoring.models import MetricDefinition
 from monitoring.selectors import metric_value
 from monitoring.windows import parse_window
 from phases.exceptions import InvalidPlan
-from phases.models import Guardrail, GuardrailCheck, Incident, Phase, RolloutPlan
+from phases.models import (
+    GateCriterion,
+    Guardrail,
+    GuardrailCheck,
+    Incident,
+    Phase,
+    RolloutPlan,
+    comparison_holds,
+)
 from phases.services.plans import LIVE_STATUSES, plan_pause, plan_set_held
 from phases.services.rollback import checkpoint_take, plan_rollback
 from rollout_control.core.actors import Actor
@@ -30,13 +37,6 @@ from rollout_control.core.notifications import notify
 from rollout_control.core.services import audit_record
 
 logger = logging.getLogger(__name__)
-_FAILS = {
-    "lt": operator.lt,
-    "lte": operator.le,
-    "gt": operator.gt,
-    "gte": operator.ge,
-    "eq": operator.eq,
-}
 PASS, FAIL, INSUFFICIENT = "pass", "fail", "insufficient_data"
 
 
@@ -72,8 +72,9 @@ def guardrail_create(
 ) -> Guardrail:
     if not MetricDefinition.objects.filter(name=metric).exists():
         raise InvalidPlan(f"No metric named {metric!r}.", field="metric")
-    if comparator not in _FAILS:
-        raise InvalidPlan(f"Use one of {', '.join(_FAILS)}.", field="comparator")
+    if comparator not in GateCriterion.Comparator.values:
+        comparators = ", ".join(GateCriterion.Comparator.values)
+        raise InvalidPlan(f"Use one of {comparators}.", field="comparator")
     if action not in Guardrail.Action.values:
         raise InvalidPlan(f"Use one of {', '.join(Guardrail.Action.values)}.", field="action")
     if (
@@ -127,7 +128,7 @@ def _verdict(guardrail: Guardrail, now: dt.datetime) -> tuple[str, float | None,
     too_few = bool(guardrail.min_samples) and result.samples < guardrail.min_samples
     if result.status != "ok" or result.value is None or too_few:
         return INSUFFICIENT, result.value, result.samples
-    failing = _FAILS[guardrail.comparator](result.value, guardrail.threshold)
+    failing = comparison_holds(guardrail.comparator, result.value, guardrail.threshold)
     return (FAIL if failing else PASS), result.value, result.samples
 
 
