@@ -41,6 +41,11 @@ pytestmark = pytest.mark.django_db
 # and admission ledgers written in the same transaction as the audited change), and
 # core_configversion, bumped by the services beside their audit row.
 AUDITED = {
+    "auth_user",
+    "auth_user_groups",
+    "auth_user_user_permissions",
+    "auth_group",
+    "auth_group_permissions",
     "core_apitoken",
     "core_webhookendpoint",
     "flags_flag",
@@ -61,9 +66,10 @@ AUDITED = {
     "phases_guardrail",
     "phases_incident",
 }
-# Not changes anyone made: token use, batched by the snapshot poller (core/tokens.py), and a
-# webhook endpoint's delivery status (core/notifications.py).
+# Not changes anyone made: a login's time, token use, batched by the snapshot poller
+# (core/tokens.py), and a webhook endpoint's delivery status (core/notifications.py).
 EXEMPT = [
+    re.compile(r'^UPDATE "auth_user" SET "last_login" = '),
     re.compile(r'^UPDATE "core_apitoken" SET "last_used_at" = '),
     re.compile(r'^UPDATE "core_webhookendpoint" SET "last_(?:success|failure)_at" = '),
 ]
@@ -306,6 +312,90 @@ def test_admin_plan_action__audited(
     )
     assert [e.object_type for e in entries] == ["phases.rolloutplan"]
     assert entries[0].actor_type == "user"
+
+
+def test_admin_user_add_roles_password_delete__one_row_each(
+    admin_client_user: Client, watch: AuditWatch
+) -> None:
+    from django.contrib.auth.models import Group
+
+    entries = _audited(
+        watch,
+        lambda: admin_client_user.post(
+            reverse("admin:auth_user_add"),
+            {"username": "dana", "password1": "Xk2!pq9-long", "password2": "Xk2!pq9-long"},
+        ),
+    )
+    user = get_user_model().objects.get(username="dana")
+    _one_row_per_object(entries, action="user.create", object_type="auth.user", actor_type="user")
+    assert "password" not in entries[0].after and "Xk2" not in str(entries[0].after)
+
+    manager = Group.objects.get(name="release_manager")
+    change = {
+        "username": "dana",
+        "email": "dana@example.com",
+        "is_active": "on",
+        "is_staff": "on",
+        "groups": [manager.pk],
+        "date_joined_0": "2026-11-01",
+        "date_joined_1": "10:00:00",
+        "initial-date_joined_0": "2026-11-01",
+        "initial-date_joined_1": "10:00:00",
+    }
+    entries = _audited(
+        watch,
+        lambda: admin_client_user.post(reverse("admin:auth_user_change", args=[user.pk]), change),
+    )
+    entry = _one_row_per_object(
+        entries, action="user.update", object_type="auth.user", actor_type="user"
+    )
+    assert (entry.before["groups"], entry.after["groups"]) == ([], ["release_manager"])
+    assert (entry.before["is_staff"], entry.after["is_staff"]) == (False, True)
+
+    password = {"password1": "Another-9pass", "password2": "Another-9pass"}
+    entries = _audited(
+        watch,
+        lambda: admin_client_user.post(
+            reverse("admin:auth_user_password_change", args=[user.pk]), password
+        ),
+    )
+    entry = _one_row_per_object(
+        entries, action="user.password_change", object_type="auth.user", actor_type="user"
+    )
+    assert entry.after["password_changed"] is True and "Another" not in str(entry.after)
+
+    entries = _audited(
+        watch,
+        lambda: admin_client_user.post(
+            reverse("admin:auth_user_delete", args=[user.pk]), {"post": "yes"}
+        ),
+    )
+    assert [(e.action, e.object_id) for e in entries] == [("user.delete", str(user.pk))]
+    assert entries[0].before["groups"] == ["release_manager"]
+    assert not get_user_model().objects.filter(username="dana").exists()
+
+
+def test_admin_role_permissions_changed__one_row(
+    admin_client_user: Client, watch: AuditWatch
+) -> None:
+    from django.contrib.auth.models import Group, Permission
+
+    support = Group.objects.get(name="support")
+    granted = sorted(support.permissions.values_list("pk", flat=True))
+    extra = Permission.objects.get(codename="change_flag")
+    entries = _audited(
+        watch,
+        lambda: admin_client_user.post(
+            reverse("admin:auth_group_change", args=[support.pk]),
+            {"name": "support", "permissions": [*granted, extra.pk]},
+        ),
+    )
+    entry = _one_row_per_object(
+        entries, action="group.update", object_type="auth.group", actor_type="user"
+    )
+    assert set(entry.after["permissions"]) - set(entry.before["permissions"]) == {
+        "flags.change_flag"
+    }
 
 
 # Celery task functions, run directly ------------------------------------------------------------

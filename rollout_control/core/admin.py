@@ -1,10 +1,21 @@
 from django.contrib import admin, messages
-from django.db.models import QuerySet
-from django.http import HttpRequest
+from django.contrib.auth import get_user_model
+from django.contrib.auth.admin import GroupAdmin, UserAdmin
+from django.contrib.auth.models import Group
+from django.db import transaction
+from django.db.models import Model, QuerySet
+from django.forms import ModelForm
+from django.http import HttpRequest, HttpResponse
 
 from rollout_control.core.actors import Actor
 from rollout_control.core.models import ApiToken, AuditEntry, WebhookDelivery, WebhookEndpoint
-from rollout_control.core.services import api_token_revoke
+from rollout_control.core.services import (
+    api_token_revoke,
+    group_state,
+    person_change_record,
+    person_delete,
+    user_state,
+)
 
 
 @admin.register(ApiToken)
@@ -117,3 +128,82 @@ class WebhookEndpointAdmin(admin.ModelAdmin):
             before=before,
             after=state(obj),
         )
+
+
+class PersonAuditMixin:
+    """Users and groups (roles) edited in the admin get one audit row per change or deletion.
+
+    Django's forms save them (password hashing, relations); the row is written in
+    ``save_related``, after the relations, inside the admin's transaction.
+    """
+
+    audit_kind = ""
+
+    def _state(self, obj: Model) -> dict[str, object]:
+        raise NotImplementedError
+
+    def save_model(self, request: HttpRequest, obj: Model, form: ModelForm, change: bool) -> None:
+        saved = type(obj).objects.get(pk=obj.pk) if change else None
+        obj._audit_before = self._state(saved) if saved is not None else None  # type: ignore[attr-defined]
+        super().save_model(request, obj, form, change)  # type: ignore[misc]
+
+    def save_related(
+        self, request: HttpRequest, form: ModelForm, formsets: list, change: bool
+    ) -> None:
+        super().save_related(request, form, formsets, change)  # type: ignore[misc]
+        obj = form.instance
+        person_change_record(
+            obj=obj,
+            actor=Actor.for_user(request.user),
+            action=f"{self.audit_kind}.{'update' if change else 'create'}",
+            before=getattr(obj, "_audit_before", None),
+        )
+
+    def delete_model(self, request: HttpRequest, obj: Model) -> None:
+        person_delete(obj=obj, actor=Actor.for_user(request.user))
+
+    def delete_queryset(self, request: HttpRequest, queryset: QuerySet) -> None:
+        for obj in queryset:
+            self.delete_model(request, obj)
+
+
+User = get_user_model()
+admin.site.unregister(User)
+admin.site.unregister(Group)
+
+
+@admin.register(User)
+class AuditedUserAdmin(PersonAuditMixin, UserAdmin):
+    audit_kind = "user"
+
+    def _state(self, obj: Model) -> dict[str, object]:
+        return user_state(obj)  # type: ignore[arg-type]
+
+    def user_change_password(
+        self, request: HttpRequest, id: str, form_url: str = ""
+    ) -> HttpResponse:
+        # Django's view saves without a transaction of its own: make it one, with its audit row.
+        with transaction.atomic():
+            user = self.get_object(request, id)
+            old_hash = user.password if user is not None else None
+            before = user_state(user) if user is not None else None
+            response = super().user_change_password(request, id, form_url)
+            if user is not None:
+                user.refresh_from_db()
+                if user.password != old_hash:
+                    person_change_record(
+                        obj=user,
+                        actor=Actor.for_user(request.user),
+                        action="user.password_change",
+                        before=before,
+                        password_changed=True,
+                    )
+        return response
+
+
+@admin.register(Group)
+class AuditedGroupAdmin(PersonAuditMixin, GroupAdmin):
+    audit_kind = "group"
+
+    def _state(self, obj: Model) -> dict[str, object]:
+        return group_state(obj)  # type: ignore[arg-type]

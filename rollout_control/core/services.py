@@ -2,7 +2,8 @@ import secrets
 from datetime import datetime
 from typing import Any
 
-from django.contrib.auth.models import AbstractBaseUser
+from django.contrib.auth import get_user_model
+from django.contrib.auth.models import AbstractBaseUser, Group
 from django.db import transaction
 from django.db.models import F, Model
 from django.utils import timezone
@@ -115,3 +116,90 @@ def config_version_bump() -> None:
     if not updated:
         ConfigVersion.objects.get_or_create(pk=1, defaults={"version": 1})
     store.mark_dirty()
+
+
+# People and roles. A role is a group (core/roles.py), so who may change flags and plans is
+# data like any other and is audited the same way; passwords never reach the log, only the fact
+# that one changed.
+
+
+def user_state(user: AbstractBaseUser) -> dict[str, Any]:
+    return {
+        "username": user.get_username(),
+        "email": getattr(user, "email", ""),
+        "is_active": user.is_active,
+        "is_staff": getattr(user, "is_staff", False),
+        "is_superuser": getattr(user, "is_superuser", False),
+        "groups": sorted(user.groups.values_list("name", flat=True)),
+        "permissions": sorted(
+            f"{app}.{codename}"
+            for app, codename in user.user_permissions.values_list(
+                "content_type__app_label", "codename"
+            )
+        ),
+    }
+
+
+def group_state(group: Group) -> dict[str, Any]:
+    return {
+        "name": group.name,
+        "permissions": sorted(
+            f"{app}.{codename}"
+            for app, codename in group.permissions.values_list(
+                "content_type__app_label", "codename"
+            )
+        ),
+    }
+
+
+def person_change_record(
+    *,
+    obj: AbstractBaseUser | Group,
+    actor: Actor,
+    action: str,
+    before: dict[str, Any] | None,
+    password_changed: bool = False,
+) -> AuditEntry:
+    """The audit row of a user or group that Django's own forms saved (the admin's user and
+    group pages): they hash passwords and save relations themselves, so the service records."""
+    after = user_state(obj) if isinstance(obj, AbstractBaseUser) else group_state(obj)
+    if password_changed:
+        after["password_changed"] = True
+    return audit_record(actor=actor, action=action, obj=obj, before=before, after=after)
+
+
+def person_delete(*, obj: AbstractBaseUser | Group, actor: Actor) -> None:
+    with transaction.atomic():
+        before = user_state(obj) if isinstance(obj, AbstractBaseUser) else group_state(obj)
+        kind = "user" if isinstance(obj, AbstractBaseUser) else "group"
+        object_type, object_id, object_repr = obj._meta.label_lower, str(obj.pk), str(obj)
+        obj.delete()
+        audit_record(
+            actor=actor,
+            action=f"{kind}.delete",
+            object_type=object_type,
+            object_id=object_id,
+            object_repr=object_repr,
+            before=before,
+        )
+
+
+def user_login_set(
+    *, username: str, password: str, role: str, is_superuser: bool, actor: Actor
+) -> AbstractBaseUser:
+    """Creates or updates a staff login with the given role and a new password (the demo's)."""
+    with transaction.atomic():
+        user, created = (
+            get_user_model().objects.select_for_update().get_or_create(username=username)
+        )
+        before = None if created else user_state(user)
+        user.is_staff = True
+        user.is_superuser = is_superuser
+        user.set_password(password)
+        user.save()
+        user.groups.add(Group.objects.get(name=role))
+        action = "user.create" if created else "user.update"
+        person_change_record(
+            obj=user, actor=actor, action=action, before=before, password_changed=True
+        )
+    return user

@@ -1,14 +1,13 @@
 import secrets
 
 from django.contrib.auth import get_user_model
-from django.contrib.auth.models import Group
 from django.core.management.base import BaseCommand
 from django.db import transaction
 
 from rollout_control.core.actors import Actor
 from rollout_control.core.models import ApiToken
 from rollout_control.core.roles import RELEASE_MANAGER, SUPPORT
-from rollout_control.core.services import api_token_create, api_token_revoke
+from rollout_control.core.services import api_token_create, api_token_revoke, user_login_set
 from rollout_control.dashboard.demo import demo_load
 
 DEMO_USERS = (
@@ -25,16 +24,17 @@ class Command(BaseCommand):
     def handle(self, *args: object, **options: object) -> None:
         logins = []
         with transaction.atomic():
+            actor = Actor.system("manage.py load_demo")
             for username, role, is_superuser in DEMO_USERS:
                 password = secrets.token_urlsafe(9)
-                user, _ = get_user_model().objects.get_or_create(username=username)
-                user.is_staff = True
-                user.is_superuser = is_superuser
-                user.set_password(password)
-                user.save()
-                user.groups.add(Group.objects.get(name=role))
+                user_login_set(
+                    username=username,
+                    password=password,
+                    role=role,
+                    is_superuser=is_superuser,
+                    actor=actor,
+                )
                 logins.append((username, password, "superuser" if is_superuser else role))
-            actor = Actor.system("manage.py load_demo")
             # Earlier demo tokens stop working: revoked through the service, so audited.
             for old in ApiToken.objects.filter(name__startswith="demo-", revoked_at__isnull=True):
                 api_token_revoke(token=old, actor=actor)
