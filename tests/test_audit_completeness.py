@@ -375,6 +375,43 @@ def test_admin_user_add_roles_password_delete__one_row_each(
     assert not get_user_model().objects.filter(username="dana").exists()
 
 
+def test_admin_webhook_endpoint_create_change_delete__one_row_each(
+    admin_client_user: Client, watch: AuditWatch
+) -> None:
+    from rollout_control.core.models import WebhookEndpoint
+
+    form = {
+        "name": "ops",
+        "url": "https://hooks.example.com/rollouts",
+        "kind": "generic",
+        "enabled": "on",
+        "events": '["rollback"]',
+        "secret": "s3cret-signing-key",
+        "deliveries-TOTAL_FORMS": "0",
+        "deliveries-INITIAL_FORMS": "0",
+        "deliveries-MIN_NUM_FORMS": "0",
+        "deliveries-MAX_NUM_FORMS": "0",
+    }
+    entries = _audited(
+        watch, lambda: admin_client_user.post(reverse("admin:core_webhookendpoint_add"), form)
+    )
+    _one_row_per_object(
+        entries, action="webhook.create", object_type="core.webhookendpoint", actor_type="user"
+    )
+    assert "s3cret" not in str(entries[0].after)
+    endpoint = WebhookEndpoint.objects.get(name="ops")
+    change_url = reverse("admin:core_webhookendpoint_change", args=[endpoint.pk])
+    entries = _audited(watch, lambda: admin_client_user.post(change_url, form | {"name": "oncall"}))
+    entry = _one_row_per_object(
+        entries, action="webhook.update", object_type="core.webhookendpoint", actor_type="user"
+    )
+    assert (entry.before["name"], entry.after["name"]) == ("ops", "oncall")
+    delete_url = reverse("admin:core_webhookendpoint_delete", args=[endpoint.pk])
+    entries = _audited(watch, lambda: admin_client_user.post(delete_url, {"post": "yes"}))
+    assert [(e.action, e.object_id) for e in entries] == [("webhook.delete", str(endpoint.pk))]
+    assert not WebhookEndpoint.objects.filter(pk=endpoint.pk).exists()
+
+
 def test_admin_role_permissions_changed__one_row(
     admin_client_user: Client, watch: AuditWatch
 ) -> None:

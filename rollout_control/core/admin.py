@@ -2,7 +2,7 @@ from django.contrib import admin, messages
 from django.contrib.auth import get_user_model
 from django.contrib.auth.admin import GroupAdmin, UserAdmin
 from django.contrib.auth.models import Group
-from django.db import transaction
+from django.db import models, transaction
 from django.db.models import Model, QuerySet
 from django.forms import ModelForm
 from django.http import HttpRequest, HttpResponse
@@ -15,6 +15,9 @@ from rollout_control.core.services import (
     person_change_record,
     person_delete,
     user_state,
+    webhook_endpoint_delete,
+    webhook_endpoint_record,
+    webhook_endpoint_state,
 )
 
 
@@ -103,31 +106,23 @@ class WebhookEndpointAdmin(admin.ModelAdmin):
     list_filter = ["kind", "enabled"]
     readonly_fields = ["last_success_at", "last_failure_at", "last_error"]
     inlines = [DeliveryInline]
+    # A URL typed without a scheme is an https one (Django 6's default, and what webhooks use).
+    formfield_overrides = {models.URLField: {"assume_scheme": "https"}}
 
     def save_model(
         self, request: HttpRequest, obj: WebhookEndpoint, form: object, change: bool
     ) -> None:
-        from rollout_control.core.services import audit_record
-
-        def state(endpoint: WebhookEndpoint) -> dict[str, object]:
-            return {
-                "name": endpoint.name,
-                "url": endpoint.url,
-                "kind": endpoint.kind,
-                "enabled": endpoint.enabled,
-                "events": endpoint.events,
-            }
-
-        before = state(WebhookEndpoint.objects.get(pk=obj.pk)) if change else None
+        saved = WebhookEndpoint.objects.get(pk=obj.pk) if change else None
+        before = webhook_endpoint_state(saved) if saved is not None else None
         super().save_model(request, obj, form, change)
-        action = "webhook.update" if change else "webhook.create"
-        audit_record(
-            actor=Actor.for_user(request.user),
-            action=action,
-            obj=obj,
-            before=before,
-            after=state(obj),
-        )
+        webhook_endpoint_record(endpoint=obj, actor=Actor.for_user(request.user), before=before)
+
+    def delete_model(self, request: HttpRequest, obj: WebhookEndpoint) -> None:
+        webhook_endpoint_delete(endpoint=obj, actor=Actor.for_user(request.user))
+
+    def delete_queryset(self, request: HttpRequest, queryset: QuerySet[WebhookEndpoint]) -> None:
+        for endpoint in queryset:
+            self.delete_model(request, endpoint)
 
 
 class PersonAuditMixin:

@@ -10,7 +10,7 @@ from django.utils import timezone
 
 from rollout_control.core.actors import Actor
 from rollout_control.core.context import current_task_id, request_id_var
-from rollout_control.core.models import ApiToken, AuditEntry, ConfigVersion
+from rollout_control.core.models import ApiToken, AuditEntry, ConfigVersion, WebhookEndpoint
 from rollout_control.core.selectors import token_hash
 from rollout_control.core.snapshots import store
 
@@ -203,3 +203,40 @@ def user_login_set(
             obj=user, actor=actor, action=action, before=before, password_changed=True
         )
     return user
+
+
+# Webhook endpoints are edited in the admin (a form saves them); these record and delete.
+
+
+def webhook_endpoint_state(endpoint: WebhookEndpoint) -> dict[str, Any]:
+    # The signing secret is configuration, not history: it never reaches the log.
+    return {
+        "name": endpoint.name,
+        "url": endpoint.url,
+        "kind": endpoint.kind,
+        "enabled": endpoint.enabled,
+        "events": endpoint.events,
+    }
+
+
+def webhook_endpoint_record(
+    *, endpoint: WebhookEndpoint, actor: Actor, before: dict[str, Any] | None
+) -> AuditEntry:
+    action = "webhook.create" if before is None else "webhook.update"
+    after = webhook_endpoint_state(endpoint)
+    return audit_record(actor=actor, action=action, obj=endpoint, before=before, after=after)
+
+
+def webhook_endpoint_delete(*, endpoint: WebhookEndpoint, actor: Actor) -> None:
+    with transaction.atomic():
+        before = webhook_endpoint_state(endpoint)
+        object_id, object_repr = str(endpoint.pk), str(endpoint)
+        endpoint.delete()
+        audit_record(
+            actor=actor,
+            action="webhook.delete",
+            object_type="core.webhookendpoint",
+            object_id=object_id,
+            object_repr=object_repr,
+            before=before,
+        )
