@@ -14,7 +14,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from feedback import metrics, selectors, services
-from feedback.forms import FeedbackFilterForm
+from feedback.forms import FeedbackFilterForm, FeedbackQueryForm
 from feedback.models import FeedbackItem, FeedbackSource
 from feedback.serializers import (
     FeedbackBulkInput,
@@ -30,7 +30,7 @@ from feedback.serializers import (
 )
 from rollout_control.core.actors import Actor
 from rollout_control.core.errors import error_body
-from rollout_control.core.pagination import Pagination
+from rollout_control.core.pagination import PAGE_PARAMETERS, Pagination
 from rollout_control.core.permissions import IsClient, IsReleaseManager, IsSupportStaff
 from rollout_control.core.ratelimit import TokenBucket, retry_after_header
 from rollout_control.core.schema import paginated
@@ -65,17 +65,33 @@ def _detail(pk: int) -> Response:
     return Response(FeedbackDetailOutput(_item(pk)).data)
 
 
+def _choice(name: str, description: str) -> OpenApiParameter:
+    field = FeedbackFilterForm.base_fields[name]
+    choices = [str(value) for value, _ in field.choices]  # type: ignore[attr-defined]
+    return OpenApiParameter(
+        name, {"type": "string", "enum": choices}, description=f"{description} (empty: any)"
+    )
+
+
+def _text(name: str, description: str) -> OpenApiParameter:
+    # Django's form fields refuse NUL characters; so does the schema.
+    limit = FeedbackFilterForm.base_fields[name].max_length  # type: ignore[attr-defined]
+    schema = {"type": "string", "maxLength": limit, "pattern": "^[^\\u0000]*$"}
+    return OpenApiParameter(name, schema, description=description)
+
+
 FILTER_PARAMETERS = [
-    OpenApiParameter("status", str, description='A status, or "open" (new, triaged, in progress)'),
-    OpenApiParameter("type", str, enum=FeedbackItem.Type.values),
-    OpenApiParameter("priority", str, enum=FeedbackItem.Priority.values),
-    OpenApiParameter("assignee", str, description='Username, or "none" for unassigned'),
-    OpenApiParameter("plan", str, description="Plan name recorded at intake"),
-    OpenApiParameter("phase", str, description="Phase name recorded at intake"),
-    OpenApiParameter("flag", str, description="Flag key"),
-    OpenApiParameter("unit", str, description="Reporting unit"),
+    _choice("status", 'A status, or "open" (new, triaged, in progress)'),
+    _choice("type", "Feedback type"),
+    _choice("priority", "Priority"),
+    _text("assignee", 'Username, or "none" for unassigned'),
+    _text("plan", "Plan name recorded at intake"),
+    _text("phase", "Phase name recorded at intake"),
+    _text("flag", "Flag key"),
+    _text("unit", "Reporting unit"),
     OpenApiParameter("overdue", OpenApiTypes.BOOL, description="Open, unanswered, past due"),
-    OpenApiParameter("q", str, description="Search text, unit, organisation, flag, or #id"),
+    _text("q", "Search text, unit, organisation, flag, or #id"),
+    *PAGE_PARAMETERS,
 ]
 
 
@@ -92,7 +108,7 @@ class FeedbackListCreateView(APIView):
         summary="The feedback queue, next deadline first",
     )
     def get(self, request: Request) -> Response:
-        form = FeedbackFilterForm(request.query_params)
+        form = FeedbackQueryForm(request.query_params)
         if not form.is_valid():
             raise serializers.ValidationError(form.errors)
         queryset = selectors.feedback_list(filters=form.filters())

@@ -7,6 +7,7 @@ from django.http import QueryDict
 
 from feedback.models import MAX_TEXT, FeedbackPriority, FeedbackStatus, FeedbackType
 from feedback.selectors import OPEN, UNASSIGNED, FeedbackFilters, FilterOptions
+from rollout_control.core.filters import StrictBooleanField
 
 ANY = ("", "Any")
 STATUS_FILTERS = [ANY, (OPEN, "Open"), *FeedbackStatus.choices]
@@ -56,6 +57,16 @@ class FeedbackFilterForm(forms.Form):
 
     def filters(self) -> FeedbackFilters:
         return FeedbackFilters(**self.cleaned_data)
+
+
+class FeedbackQueryForm(FeedbackFilterForm):
+    """The queue filter as the API reads it: `overdue` is a JSON-style boolean (true/false/1/0),
+    not a checkbox that counts any value as ticked."""
+
+    overdue = StrictBooleanField(required=False)
+
+    def clean_overdue(self) -> bool:
+        return bool(self.cleaned_data.get("overdue"))
 
 
 def _pairs(values: list[str]) -> list[tuple[str, str]]:

@@ -11,15 +11,22 @@ from feedback.models import (
     FeedbackStatus,
     FeedbackType,
 )
-from flags.serializers import StrictFieldsMixin
+from feedback.services.triage import BULK_STATUSES
+from flags.models import KEY_PATTERN
+from rollout_control.core.serializers import JsonObjectField, StrictFieldsMixin, whole
 
 
 class FeedbackCreateInput(StrictFieldsMixin, serializers.Serializer):
     type = serializers.ChoiceField(choices=FeedbackType.choices)
     text = serializers.CharField(max_length=MAX_TEXT)
     rating = serializers.IntegerField(min_value=1, max_value=5, required=False, allow_null=True)
-    flag = serializers.CharField(
-        max_length=100, required=False, allow_blank=True, default="", help_text="Flag key."
+    flag = serializers.RegexField(
+        whole(KEY_PATTERN),
+        max_length=100,
+        required=False,
+        allow_blank=True,
+        default="",
+        help_text="Flag key (of a flag that exists).",
     )
     unit = serializers.CharField(
         max_length=200,
@@ -32,12 +39,14 @@ class FeedbackCreateInput(StrictFieldsMixin, serializers.Serializer):
         max_length=200, required=False, allow_blank=True, default="", help_text="Organisation id."
     )
     app_version = serializers.CharField(max_length=50, required=False, allow_blank=True, default="")
-    metadata = serializers.DictField(required=False, default=dict)
-    context = serializers.DictField(
+    metadata = JsonObjectField(
+        required=False, default=dict, help_text="Anything the app adds (no NUL character)."
+    )
+    context = JsonObjectField(
         required=False,
         default=dict,
         help_text="The evaluation context the app uses (for cohort rules); unit and org are "
-        "added as targetingKey and orgId.",
+        "added as targetingKey and orgId. No NUL character.",
     )
 
 
@@ -177,14 +186,18 @@ class FeedbackReasonInput(StrictFieldsMixin, serializers.Serializer):
 
 
 class FeedbackBulkInput(StrictFieldsMixin, serializers.Serializer):
-    ids = serializers.ListField(child=serializers.IntegerField(min_value=1), max_length=500)
+    ids = serializers.ListField(
+        child=serializers.IntegerField(min_value=1), min_length=1, max_length=500
+    )
     action = serializers.ChoiceField(choices=["assign", "status"])
     assignee = serializers.CharField(max_length=150, required=False, allow_null=True)
-    status = serializers.ChoiceField(choices=FeedbackStatus.choices, required=False)
+    status = serializers.ChoiceField(
+        choices=[(s.value, s.label) for s in BULK_STATUSES],
+        required=False,
+        help_text="Duplicates are marked one by one (they name their original).",
+    )
 
     def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
-        if not attrs["ids"]:
-            raise serializers.ValidationError({"ids": ["Choose at least one item."]})
         if attrs["action"] == "assign" and "assignee" not in attrs:
             raise serializers.ValidationError({"assignee": ["Name the assignee (null: nobody)."]})
         if attrs["action"] == "status" and "status" not in attrs:

@@ -1,19 +1,19 @@
 """Management API for flags and cohorts, and native evaluation. Views validate, call one
 service, and serialize."""
 
-import re
 from typing import Any
 
 from django.http import Http404
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import status
+from rest_framework.exceptions import ValidationError
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from flags import selectors, services
-from flags.exceptions import InvalidFlagChange
+from flags.filters import SEARCH_MAX, CohortFilter, FlagFilter
 from flags.models import CohortMember
 from flags.serializers import (
     CohortChangeInput,
@@ -30,16 +30,24 @@ from flags.serializers import (
     OptInOutput,
 )
 from rollout_control.core.actors import Actor
-from rollout_control.core.pagination import Pagination
+from rollout_control.core.conditional import IF_MATCH_PARAMETER, if_match_version
+from rollout_control.core.filters import filtered, parse_bool
+from rollout_control.core.pagination import PAGE_PARAMETERS, Pagination
 from rollout_control.core.permissions import (
     IsClient,
     IsReleaseManager,
     StaffReadsReleaseManagerWrites,
 )
 from rollout_control.core.schema import paginated
+from rollout_control.core.serializers import NO_NUL
 from rollout_control.core.snapshots import store
 
-_ETAG = re.compile(r'^(?:W/)?"?(\d+)"?$')
+MAX_REASON = 2_000
+SEARCH = OpenApiParameter(
+    "search",
+    {"type": "string", "maxLength": SEARCH_MAX, "pattern": NO_NUL},
+    description="Substring of key or description.",
+)
 
 
 def _flag_or_404(key: str, *, archived: bool = False) -> Any:
@@ -55,18 +63,8 @@ def _flag_response(flag: Any, *, status_code: int = 200) -> Response:
     )
 
 
-def _expected_version(request: Request) -> int | None:
-    header = request.headers.get("If-Match")
-    if header is None or header.strip() == "*":
-        return None
-    match = _ETAG.match(header.strip())
-    if match is None:
-        raise InvalidFlagChange('If-Match must be the flag version, e.g. "3".', field="If-Match")
-    return int(match.group(1))
-
-
 def _wants_archived(request: Request) -> bool:
-    return request.query_params.get("archived", "").lower() in {"1", "true", "yes"}
+    return parse_bool(request.query_params.get("archived"), field="archived")
 
 
 class FlagListCreateView(APIView):
@@ -77,24 +75,18 @@ class FlagListCreateView(APIView):
             OpenApiParameter(
                 "archived", OpenApiTypes.BOOL, description="List archived flags instead."
             ),
-            OpenApiParameter(
-                "search", OpenApiTypes.STR, description="Substring of key or description."
-            ),
+            SEARCH,
             OpenApiParameter("tier", OpenApiTypes.STR, enum=["core", "non_essential"]),
-            OpenApiParameter("page", OpenApiTypes.INT),
-            OpenApiParameter("page_size", OpenApiTypes.INT),
+            *PAGE_PARAMETERS,
         ],
         responses={200: paginated(FlagOutput)},
         operation_id="v1_flags_list",
         summary="List flags",
     )
     def get(self, request: Request) -> Response:
-        queryset = selectors.flag_list(
-            archived=_wants_archived(request), search=request.query_params.get("search", "")
+        queryset = filtered(
+            FlagFilter, request, selectors.flag_list(archived=None), defaults={"archived": "0"}
         )
-        tier = request.query_params.get("tier")
-        if tier:
-            queryset = queryset.filter(tier=tier)
         paginator = Pagination()
         page = paginator.paginate_queryset(queryset, request, view=self)
         return paginator.get_paginated_response([services.flag_state(flag) for flag in page])
@@ -129,18 +121,12 @@ class FlagDetailView(APIView):
     @extend_schema(
         request=FlagChangeInput,
         responses={200: FlagOutput},
-        parameters=[
-            OpenApiParameter(
-                "If-Match",
-                OpenApiTypes.STR,
-                OpenApiParameter.HEADER,
-                description="Version from ETag; 412 if stale.",
-            )
-        ],
+        parameters=[IF_MATCH_PARAMETER],
         summary="Change a flag (all or nothing)",
     )
     def patch(self, request: Request, key: str) -> Response:
         _flag_or_404(key)
+        expected_version = if_match_version(request)
         data = FlagChangeInput(data=request.data)
         data.is_valid(raise_exception=True)
         changes = dict(data.validated_data)
@@ -149,19 +135,30 @@ class FlagDetailView(APIView):
             key=key,
             actor=Actor.from_request(request),
             changes=changes,
-            expected_version=_expected_version(request),
+            expected_version=expected_version,
             reason=reason,
         )
         return _flag_response(flag)
 
-    @extend_schema(request=None, responses={200: FlagOutput}, summary="Archive a flag")
+    @extend_schema(
+        request=None,
+        parameters=[
+            OpenApiParameter(
+                "reason",
+                {"type": "string", "maxLength": MAX_REASON, "pattern": NO_NUL},
+                description="Why (kept in the audit log).",
+            )
+        ],
+        responses={200: FlagOutput},
+        summary="Archive a flag",
+    )
     def delete(self, request: Request, key: str) -> Response:
         _flag_or_404(key)
-        flag = services.flag_archive(
-            key=key,
-            actor=Actor.from_request(request),
-            reason=request.query_params.get("reason", ""),
-        )
+        reason = request.query_params.get("reason", "")
+        if len(reason) > MAX_REASON or "\x00" in reason:
+            message = f"At most {MAX_REASON} characters, no NUL character."
+            raise ValidationError({"reason": [message]})
+        flag = services.flag_archive(key=key, actor=Actor.from_request(request), reason=reason)
         return _flag_response(flag)
 
 
@@ -177,9 +174,12 @@ class CohortListCreateView(APIView):
 
     @extend_schema(
         parameters=[
-            OpenApiParameter("search", OpenApiTypes.STR),
-            OpenApiParameter("page", OpenApiTypes.INT),
-            OpenApiParameter("page_size", OpenApiTypes.INT),
+            OpenApiParameter(
+                "search",
+                {"type": "string", "maxLength": SEARCH_MAX, "pattern": NO_NUL},
+                description="Substring of key or name.",
+            ),
+            *PAGE_PARAMETERS,
         ],
         responses={200: paginated(CohortOutput)},
         operation_id="v1_cohorts_list",
@@ -187,9 +187,8 @@ class CohortListCreateView(APIView):
     )
     def get(self, request: Request) -> Response:
         paginator = Pagination()
-        page = paginator.paginate_queryset(
-            selectors.cohort_list(search=request.query_params.get("search", "")), request, view=self
-        )
+        queryset = filtered(CohortFilter, request, selectors.cohort_list())
+        page = paginator.paginate_queryset(queryset, request, view=self)
         return paginator.get_paginated_response([services.cohort_state(cohort) for cohort in page])
 
     @extend_schema(

@@ -1,4 +1,9 @@
-from rollout_control.core.exceptions import Conflict, DomainError, NotFound, PreconditionFailed
+from rollout_control.core.exceptions import (
+    Conflict,
+    DomainError,
+    NotFound,
+    VersionMismatch,
+)
 
 
 class FlagNotFound(NotFound):
@@ -10,12 +15,9 @@ class CohortNotFound(NotFound):
 
 
 class FlagKeyTaken(Conflict):
+    """The key is taken (HTTP 409): the request is well formed, the name is not free."""
+
     code = "duplicate_key"
-    status_code = 400
-
-
-class VersionMismatch(PreconditionFailed):
-    code = "version_mismatch"
 
 
 class InvalidFlagChange(DomainError):
@@ -24,3 +26,20 @@ class InvalidFlagChange(DomainError):
 
 class CohortInUse(Conflict):
     code = "cohort_in_use"
+
+
+class OptInClosed(Conflict):
+    """The cohort exists but does not take opt-ins: its state, not the request, is in the way."""
+
+    code = "opt_in_closed"
+
+
+__all__ = [
+    "CohortInUse",
+    "CohortNotFound",
+    "FlagKeyTaken",
+    "FlagNotFound",
+    "InvalidFlagChange",
+    "OptInClosed",
+    "VersionMismatch",
+]

@@ -78,10 +78,13 @@ def _context(request: HttpRequest) -> tuple[dict[str, Any] | None, str | None, s
     if not isinstance(body, dict):
         return None, ErrorCode.PARSE_ERROR, "Body must be a JSON object with a 'context' object."
     context = body.get("context", {})
-    if context is None:
-        return {}, None, None
-    if not isinstance(context, dict):
+    if not isinstance(context, dict):  # null too: OFREP's document says an object
         return None, ErrorCode.INVALID_CONTEXT, "'context' must be a JSON object."
+    if not isinstance(context.get("targetingKey", ""), str):
+        # OFREP's document (and OpenFeature's SDKs) make the targeting key a string. Anything else
+        # makes the whole context malformed, whichever flags would read it (bulk too). Other
+        # attributes may still be integers where a flag buckets on them (e.g. orgId).
+        return None, ErrorCode.INVALID_CONTEXT, "'targetingKey' must be a string."
     return context, None, None
 
 

@@ -14,7 +14,18 @@ _SCALAR = {"oneOf": [{"type": "boolean"}, {"type": "string"}, {"type": "number"}
 SCHEMAS: dict[str, Any] = {
     "OfrepEvaluationRequest": {
         "type": "object",
-        "properties": {"context": {"type": "object", "additionalProperties": True}},
+        "properties": {
+            "context": {
+                "type": "object",
+                "properties": {
+                    "targetingKey": {
+                        "type": "string",
+                        "description": "The unit bucketed by default.",
+                    }
+                },
+                "additionalProperties": True,
+            }
+        },
     },
     "OfrepEvaluationSuccess": {
         "type": "object",

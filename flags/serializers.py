@@ -1,39 +1,18 @@
 from typing import Any
 
-from drf_spectacular.extensions import OpenApiSerializerExtension
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
+from flags.evaluation import OPERATORS
 from flags.models import KEY_PATTERN, Flag
 from flags.services import CohortRuleInput
+from rollout_control.core.serializers import NO_NUL, StrictFieldsMixin, whole
 
+ATTRIBUTE_PATTERN = r"^[A-Za-z_][A-Za-z0-9_.-]{0,99}$"
 KEY_HELP = "Use 1-100 letters, digits, '-', '_' or '.', starting with a letter or digit."
 
 
-class StrictFieldsMixin:
-    """Unknown fields are an error, not silently ignored: a typo must not look like success."""
-
-    def to_internal_value(self, data: Any) -> Any:
-        if isinstance(data, dict):
-            unknown = set(data) - set(self.fields)
-            if unknown:
-                raise serializers.ValidationError(
-                    {name: ["Unknown field."] for name in sorted(unknown)}
-                )
-        return super().to_internal_value(data)
-
-
-class StrictFieldsScheme(OpenApiSerializerExtension):
-    """Documents StrictFieldsMixin: `additionalProperties: false`."""
-
-    target_class = StrictFieldsMixin
-    match_subclasses = True
-
-    def map_serializer(self, auto_schema: Any, direction: Any) -> dict[str, Any]:
-        schema = auto_schema._map_serializer(self.target, direction, bypass_extensions=True)
-        return {**schema, "additionalProperties": False}
-
-
+@extend_schema_field({"type": "number", "minimum": 0, "maximum": 100, "multipleOf": 0.01})
 class PercentageField(serializers.DecimalField):
     def __init__(self, **kwargs: Any) -> None:
         super().__init__(max_digits=5, decimal_places=2, min_value=0, max_value=100, **kwargs)
@@ -45,13 +24,19 @@ class PercentageField(serializers.DecimalField):
 
 
 @extend_schema_field(
-    {"oneOf": [{"type": "string", "minLength": 1, "maxLength": 200}, {"type": "integer"}]}
+    {
+        "oneOf": [
+            {"type": "string", "minLength": 1, "maxLength": 200, "pattern": NO_NUL},
+            {"type": "integer"},
+        ]
+    }
 )
 class UnitField(serializers.Field):
     """A unit id: a non-empty string or an integer, stored as a string."""
 
     default_error_messages = {
-        "invalid": "Must be a non-empty string or an integer (at most 200 characters)."
+        "invalid": "Must be a non-empty string (no NUL character) or an integer (at most 200 "
+        "characters)."
     }
 
     def to_internal_value(self, data: Any) -> str:
@@ -60,6 +45,7 @@ class UnitField(serializers.Field):
             or not isinstance(data, str | int)
             or not str(data)
             or len(str(data)) > 200
+            or "\x00" in str(data)
         ):
             self.fail("invalid")
         return str(data)
@@ -69,7 +55,7 @@ class UnitField(serializers.Field):
 
 
 class CohortRuleSerializer(StrictFieldsMixin, serializers.Serializer):
-    cohort = serializers.RegexField(KEY_PATTERN)
+    cohort = serializers.RegexField(whole(KEY_PATTERN))
     percentage = PercentageField()
 
     def to_internal_value(self, data: Any) -> CohortRuleInput:
@@ -81,7 +67,7 @@ class FlagChangeInput(StrictFieldsMixin, serializers.Serializer):
     description = serializers.CharField(required=False, allow_blank=True, max_length=10_000)
     owner = serializers.CharField(required=False, allow_blank=True, max_length=150)
     rollout_percentage = PercentageField(required=False)
-    stickiness = serializers.RegexField(r"^[A-Za-z_][A-Za-z0-9_.-]{0,99}$", required=False)
+    stickiness = serializers.RegexField(whole(ATTRIBUTE_PATTERN), required=False)
     salt = serializers.CharField(required=False, allow_blank=True, max_length=100)
     kill_switch = serializers.BooleanField(required=False)
     forced_on = serializers.BooleanField(required=False)
@@ -100,7 +86,7 @@ class FlagChangeInput(StrictFieldsMixin, serializers.Serializer):
 
 class FlagCreateInput(FlagChangeInput):
     key = serializers.RegexField(
-        KEY_PATTERN,
+        whole(KEY_PATTERN),
         error_messages={"invalid": KEY_HELP},
     )
 
@@ -128,18 +114,39 @@ class FlagOutput(serializers.Serializer):
     version = serializers.IntegerField()
 
 
+@extend_schema_field({"oneOf": [{"type": "string", "pattern": NO_NUL}, {"type": "number"}]})
+class ScalarField(serializers.Field):
+    """A string or a number: what a rule compares a context attribute with."""
+
+    default_error_messages = {"invalid": "Must be a string or a number."}
+
+    def to_internal_value(self, data: Any) -> str | int | float:
+        if isinstance(data, bool) or not isinstance(data, str | int | float):
+            self.fail("invalid")
+        if isinstance(data, str) and "\x00" in data:
+            self.fail("invalid")
+        return data
+
+    def to_representation(self, value: Any) -> Any:
+        return value
+
+
 class ConditionSerializer(StrictFieldsMixin, serializers.Serializer):
     attribute = serializers.CharField(max_length=100)
-    operator = serializers.CharField(max_length=20)
+    operator = serializers.ChoiceField(choices=sorted(OPERATORS))
     values = serializers.ListField(
-        child=serializers.JSONField(), allow_empty=False, max_length=10_000
+        child=ScalarField(),
+        min_length=1,
+        max_length=10_000,
+        help_text="The first value must suit the operator: a number for gt/gte/lt/lte, a "
+        "semantic version for semver_gt/semver_lt, an ISO-8601 time for before/after.",
     )
 
 
 class CohortChangeInput(StrictFieldsMixin, serializers.Serializer):
     name = serializers.CharField(required=False, max_length=200)
     description = serializers.CharField(required=False, allow_blank=True, max_length=10_000)
-    match_attribute = serializers.RegexField(r"^[A-Za-z_][A-Za-z0-9_.-]{0,99}$", required=False)
+    match_attribute = serializers.RegexField(whole(ATTRIBUTE_PATTERN), required=False)
     rules = ConditionSerializer(many=True, required=False)
     opt_in = serializers.BooleanField(required=False)
     contacts = serializers.ListField(
@@ -149,7 +156,7 @@ class CohortChangeInput(StrictFieldsMixin, serializers.Serializer):
 
 
 class CohortCreateInput(CohortChangeInput):
-    key = serializers.RegexField(KEY_PATTERN)
+    key = serializers.RegexField(whole(KEY_PATTERN))
 
 
 class CohortOutput(serializers.Serializer):
@@ -169,9 +176,7 @@ MAX_UNITS_PER_REQUEST = 100_000
 
 
 class MembersInput(StrictFieldsMixin, serializers.Serializer):
-    units = serializers.ListField(
-        child=UnitField(), allow_empty=False, max_length=MAX_UNITS_PER_REQUEST
-    )
+    units = serializers.ListField(child=UnitField(), min_length=1, max_length=MAX_UNITS_PER_REQUEST)
 
 
 class MembersOutput(serializers.Serializer):

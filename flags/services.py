@@ -11,7 +11,7 @@ from decimal import Decimal
 from typing import Any
 
 from django.db import IntegrityError, transaction
-from django.db.models import Count
+from django.db.models import Count, ProtectedError
 from django.utils import timezone
 
 from flags.evaluation import OPERATORS, validate_condition
@@ -21,6 +21,7 @@ from flags.exceptions import (
     FlagKeyTaken,
     FlagNotFound,
     InvalidFlagChange,
+    OptInClosed,
     VersionMismatch,
 )
 from flags.models import Cohort, CohortMember, Flag, FlagCohortRule
@@ -377,7 +378,12 @@ def cohort_delete(*, key: str, actor: Actor) -> None:
             raise CohortInUse(f"Cohort {key!r} is used by flag rules; remove them first.")
         before = cohort_state(cohort)
         audit_record(actor=actor, action="cohort.delete", obj=cohort, before=before)
-        cohort.delete()
+        try:
+            with transaction.atomic():
+                cohort.delete()
+        except ProtectedError:
+            # Other apps protect their references (a plan's phase targets this cohort).
+            raise CohortInUse(f"Cohort {key!r} is used by a rollout plan.") from None
         config_version_bump()
 
 
@@ -463,7 +469,7 @@ def _opt_in_cohort(key: str) -> None:
     if cohort is None:
         raise CohortNotFound(f"No cohort with key {key!r}.", field="key")
     if not cohort.opt_in:
-        raise InvalidFlagChange(f"Cohort {key!r} does not take opt-ins.", field="key")
+        raise OptInClosed(f"Cohort {key!r} does not take opt-ins.", field="key")
 
 
 def cohort_opt_in(*, key: str, unit: Any, actor: Actor) -> bool:

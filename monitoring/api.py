@@ -1,7 +1,6 @@
 from typing import Any
 
 from django.utils import timezone
-from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import status
 from rest_framework.request import Request
@@ -11,17 +10,18 @@ from rest_framework.views import APIView
 from monitoring import selectors, services
 from monitoring.models import MetricDefinition
 from monitoring.serializers import (
+    EVENTS_BATCH,
+    SAMPLES_BATCH,
     AcceptedOutput,
-    EventsInput,
     MetricDefinitionInput,
     MetricDefinitionSerializer,
     MetricSeriesOutput,
     MetricValueOutput,
-    SamplesInput,
 )
-from monitoring.windows import format_window, parse_window
+from monitoring.windows import WINDOW_PATTERN, format_window, parse_window
 from rollout_control.core.actors import Actor
 from rollout_control.core.permissions import IsClient, IsReleaseManager, IsSupportStaff
+from rollout_control.core.serializers import NO_NUL
 
 RESERVED_PARAMS = {"window", "step", "format"}
 
@@ -36,9 +36,21 @@ def _filters(request: Request) -> dict[str, str]:
 
 
 _LABEL_PARAMS = [
-    OpenApiParameter(label, OpenApiTypes.STR, description=f"Filter on the {label} label")
+    OpenApiParameter(
+        label,
+        {"type": "string", "minLength": 1, "maxLength": 200, "pattern": NO_NUL},
+        description=f"Filter on the {label} label (if the metric has it: see filter_labels)",
+    )
     for label in ("flag", "plan", "phase", "cohort")
 ]
+
+
+def _window(name: str, default: str, example: str) -> OpenApiParameter:
+    return OpenApiParameter(
+        name,
+        {"type": "string", "pattern": WINDOW_PATTERN, "default": default},
+        description=f"A number and s, m, h or d (e.g. {example}), at most 90 days.",
+    )
 
 
 class MetricsView(APIView):
@@ -52,7 +64,7 @@ class MetricsView(APIView):
         return Response(MetricDefinitionSerializer(MetricDefinition.objects.all(), many=True).data)
 
     @extend_schema(
-        request=SamplesInput, responses={201: AcceptedOutput}, summary="Push a batch of samples"
+        request=SAMPLES_BATCH, responses={201: AcceptedOutput}, summary="Push a batch of samples"
     )
     def post(self, request: Request) -> Response:
         accepted = services.samples_ingest(items=_batch(request.data, "samples"))
@@ -63,7 +75,9 @@ class EventsView(APIView):
     permission_classes = [IsClient]
 
     @extend_schema(
-        request=EventsInput, responses={201: AcceptedOutput}, summary="Push a batch of usage events"
+        request=EVENTS_BATCH,
+        responses={201: AcceptedOutput},
+        summary="Push a batch of usage events",
     )
     def post(self, request: Request) -> Response:
         accepted = services.events_ingest(items=_batch(request.data, "events"))
@@ -75,7 +89,7 @@ class MetricValueView(APIView):
 
     @extend_schema(
         parameters=[
-            OpenApiParameter("window", OpenApiTypes.STR, description="e.g. 15m, 1h, 7d"),
+            _window("window", "15m", "15m, 1h, 7d"),
             *_LABEL_PARAMS,
         ],
         responses={200: MetricValueOutput},
@@ -105,8 +119,8 @@ class MetricSeriesView(APIView):
 
     @extend_schema(
         parameters=[
-            OpenApiParameter("window", OpenApiTypes.STR, description="e.g. 24h, 7d"),
-            OpenApiParameter("step", OpenApiTypes.STR, description="e.g. 1h"),
+            _window("window", "24h", "24h, 7d"),
+            _window("step", "1h", "1h"),
             *_LABEL_PARAMS,
         ],
         responses={200: MetricSeriesOutput},

@@ -1,4 +1,4 @@
-from rollout_control.core.exceptions import DomainError
+from rollout_control.core.exceptions import Conflict, DomainError, NotFound
 
 
 class InvalidBatch(DomainError):
@@ -11,8 +11,12 @@ class InvalidBatch(DomainError):
         self.fields = fields
 
 
-class UnknownMetric(DomainError):
+class UnknownMetric(NotFound):
     code = "unknown_metric"
+
+
+class MetricNameTaken(Conflict):
+    code = "duplicate_name"
 
 
 class InvalidQuery(DomainError):

@@ -52,8 +52,10 @@ def _check_filters(definition: MetricDefinition, filters: Mapping[str, str]) -> 
                 f"{definition.name} does not filter on {label!r} (it does on: {choices}).",
                 field=label,
             )
-        if not isinstance(value, str) or not value or len(value) > 200:
-            raise InvalidQuery("Must be a non-empty value.", field=label)
+        if not isinstance(value, str) or not value or len(value) > 200 or "\x00" in value:
+            raise InvalidQuery(
+                "Must be a value of 1 to 200 characters (no NUL character).", field=label
+            )
 
 
 def metric_value(

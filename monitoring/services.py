@@ -145,7 +145,7 @@ def _sample(
             fail(key, "Unknown field.")
         ok = False
     metric, value, labels = item.get("metric"), item.get("value"), item.get("labels", {})
-    if not isinstance(metric, str) or not NAME.match(metric):
+    if not isinstance(metric, str) or not NAME.fullmatch(metric):
         fail("metric", "Must be a metric name: letters, digits, _ . : - (at most 100).")
         ok = False
     if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
@@ -164,7 +164,7 @@ def _sample(
     # Ingestion is a hot path (issue 4: 20,000 samples/s): the common case, a short string value
     # under a column label, costs a set lookup and a type check.
     for key, label_value in labels.items():
-        if key not in _COLUMN_LABELS and not LABEL_KEY.match(key):
+        if key not in _COLUMN_LABELS and not LABEL_KEY.fullmatch(key):
             fail(f"labels.{key}", "Label names are letters, digits and _ (at most 50).")
             ok = False
         elif not isinstance(label_value, str) or len(label_value) > 200 or "\x00" in label_value:
@@ -213,10 +213,10 @@ def _event(
     if not _short_text(unit, 200) or "\x00" in unit:
         fail("unit", "Must be a non-empty string or integer (at most 200 characters).")
         ok = False
-    if not isinstance(flag, str) or not NAME.match(flag):
+    if not isinstance(flag, str) or not NAME.fullmatch(flag):
         fail("flag", "Must be a flag key.")
         ok = False
-    if not isinstance(action, str) or not NAME.match(action) or len(action) > 50:
+    if not isinstance(action, str) or not NAME.fullmatch(action) or len(action) > 50:
         fail("action", "Must be an action name such as exposure or use.")
         ok = False
     moment = _timestamp(item.get("timestamp"), window)
@@ -294,18 +294,18 @@ def samples_compact(*, now: datetime | None = None) -> dict[str, int]:
 
 def metric_definition_create(*, actor: Any, **fields: Any) -> Any:
     """A named metric over a source. Audited; a bad field raises InvalidQuery naming it."""
-    from monitoring.exceptions import InvalidQuery
+    from monitoring.exceptions import InvalidQuery, MetricNameTaken
     from monitoring.models import MetricDefinition
     from monitoring.providers import provider_names
     from rollout_control.core.services import audit_record
 
     name = fields.get("name", "")
-    if not isinstance(name, str) or not NAME.match(name):
+    if not isinstance(name, str) or not NAME.fullmatch(name):
         raise InvalidQuery(
             "Letters, digits, _ . : - (at most 100), starting with a letter or _.", field="name"
         )
     if MetricDefinition.objects.filter(name=name).exists():
-        raise InvalidQuery(f"A metric named {name!r} exists.", field="name")
+        raise MetricNameTaken(f"A metric named {name!r} exists.", field="name")
     if fields.get("aggregation") not in MetricDefinition.Aggregation.values:
         choices = ", ".join(MetricDefinition.Aggregation.values)
         raise InvalidQuery(f"Unknown aggregation; use one of {choices}.", field="aggregation")

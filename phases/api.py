@@ -12,6 +12,7 @@ from rest_framework.views import APIView
 
 from phases import selectors, services
 from phases.exceptions import InvalidPlan, NotAllowed, PhaseNotActive
+from phases.filters import PlanFilter
 from phases.models import RolloutPlan
 from phases.serializers import (
     DecideInput,
@@ -31,7 +32,8 @@ from phases.serializers import (
     SignOffInput,
 )
 from rollout_control.core.actors import Actor
-from rollout_control.core.pagination import Pagination
+from rollout_control.core.filters import filtered
+from rollout_control.core.pagination import PAGE_PARAMETERS, Pagination
 from rollout_control.core.permissions import (
     IsReleaseManager,
     IsSupportStaff,
@@ -62,16 +64,18 @@ class PlanListCreateView(APIView):
     permission_classes = [StaffReadsReleaseManagerWrites]
 
     @extend_schema(
-        parameters=[OpenApiParameter("status", str, enum=RolloutPlan.Status.values)],
+        parameters=[
+            OpenApiParameter("status", str, enum=RolloutPlan.Status.values),
+            *PAGE_PARAMETERS,
+        ],
         responses={200: paginated(PlanSummaryOutput)},
         operation_id="v1_plans_list",
         summary="List plans",
     )
     def get(self, request: Request) -> Response:
         paginator = Pagination()
-        page = paginator.paginate_queryset(
-            selectors.plan_list(status=request.query_params.get("status")), request, view=self
-        )
+        queryset = filtered(PlanFilter, request, selectors.plan_list())
+        page = paginator.paginate_queryset(queryset, request, view=self)
         return paginator.get_paginated_response(PlanSummaryOutput(page, many=True).data)
 
     @extend_schema(

@@ -1,19 +1,31 @@
+import zoneinfo
 from typing import Any
 
 from rest_framework import serializers
 
-from flags.serializers import StrictFieldsMixin
-from phases.models import Decision, GateReview, Incident, Phase, RolloutPlan
+from flags.models import KEY_PATTERN
+from monitoring.windows import WINDOW_PATTERN
+from phases.models import Decision, GateReview, Guardrail, Incident, Phase, RolloutPlan
+from phases.seed_templates import TEMPLATES
+from rollout_control.core.serializers import JsonObjectField, StrictFieldsMixin, whole
+
+# The IANA names this machine knows: the schema lists them, so a client can tell a typo from a
+# zone the server lacks.
+TIME_ZONES = sorted(zoneinfo.available_timezones())
+MAX_COUNT = 1_000_000  # sample counts and streaks: far beyond use, well inside the column
+
+
+def _key(**kwargs: Any) -> serializers.RegexField:
+    return serializers.RegexField(whole(KEY_PATTERN), max_length=100, **kwargs)
 
 
 class PlanCreateInput(StrictFieldsMixin, serializers.Serializer):
-    template = serializers.SlugField()
+    # Templates are installed by migrations (phases.seed_templates) and read-only in the admin.
+    template = serializers.ChoiceField(choices=sorted(TEMPLATES))
     name = serializers.CharField(max_length=200)
-    flags = serializers.DictField(
-        child=serializers.CharField(max_length=100), help_text="template slot → flag key"
-    )
+    flags = serializers.DictField(child=_key(), help_text="template slot → flag key")
     cohorts = serializers.DictField(
-        child=serializers.CharField(max_length=100), required=False, default=dict
+        child=_key(), required=False, default=dict, help_text="template slot → cohort key"
     )
     waiting_lists = serializers.DictField(
         child=serializers.ListField(
@@ -22,7 +34,7 @@ class PlanCreateInput(StrictFieldsMixin, serializers.Serializer):
         required=False,
         default=dict,
     )
-    timezone = serializers.CharField(max_length=64, required=False)
+    timezone = serializers.ChoiceField(choices=TIME_ZONES, required=False)
     step_hour = serializers.IntegerField(min_value=0, max_value=23, required=False)
     start_date = serializers.DateField(required=False)
 
@@ -215,13 +227,16 @@ class GuardrailInput(StrictFieldsMixin, serializers.Serializer):
         help_text="Fails when value <comparator> threshold",
     )
     threshold = serializers.FloatField()
-    window = serializers.CharField(max_length=10, default="5m")
-    min_samples = serializers.IntegerField(min_value=0, default=0)
-    failures_to_act = serializers.IntegerField(default=3)
-    action = serializers.CharField(max_length=10)
+    window = serializers.RegexField(whole(WINDOW_PATTERN), default="5m")
+    min_samples = serializers.IntegerField(min_value=0, max_value=MAX_COUNT, default=0)
+    failures_to_act = serializers.IntegerField(min_value=1, max_value=MAX_COUNT, default=3)
+    action = serializers.ChoiceField(choices=Guardrail.Action.choices)
     trigger = serializers.CharField(max_length=40, required=False, allow_blank=True, default="")
-    filters = serializers.DictField(
-        child=serializers.CharField(max_length=200), required=False, default=dict
+    filters = JsonObjectField(
+        child=serializers.CharField(max_length=200),
+        required=False,
+        default=dict,
+        help_text="Label → value (no NUL character).",
     )
     phase = serializers.IntegerField(required=False, allow_null=True, default=None)
 

@@ -122,6 +122,7 @@ MIDDLEWARE = [
     "rollout_control.core.middleware.BodySizeLimitMiddleware",
     "rollout_control.core.middleware.RequestMetricsMiddleware",
     "rollout_control.core.middleware.ApiSlashMiddleware",
+    "rollout_control.core.middleware.RepeatedQueryParamMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "corsheaders.middleware.CorsMiddleware",
@@ -230,12 +231,16 @@ REST_FRAMEWORK = {
         "rest_framework.authentication.SessionAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rollout_control.core.permissions.IsReleaseManager"],
+    # The API speaks JSON only: form encodings cannot carry its nested inputs (cohort rules,
+    # slot maps) or tell a number from a string, so a form body is a 415, not a guess.
+    "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
+    "TEST_REQUEST_DEFAULT_FORMAT": "json",
     "DEFAULT_FILTER_BACKENDS": ["django_filters.rest_framework.DjangoFilterBackend"],
     "DEFAULT_PAGINATION_CLASS": "rollout_control.core.pagination.Pagination",
     "PAGE_SIZE": 50,
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"]
     + (["rest_framework.renderers.BrowsableAPIRenderer"] if DEBUG else []),
-    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "DEFAULT_SCHEMA_CLASS": "rollout_control.core.schema.AutoSchema",
     "EXCEPTION_HANDLER": "rollout_control.core.errors.api_exception_handler",
     "COERCE_DECIMAL_TO_STRING": False,
     "UNAUTHENTICATED_USER": "django.contrib.auth.models.AnonymousUser",
@@ -261,6 +266,7 @@ SPECTACULAR_SETTINGS = {
     "POSTPROCESSING_HOOKS": [
         "drf_spectacular.hooks.postprocess_schema_enums",
         "flags.schema.add_ofrep_paths",
+        "monitoring.schema.document_batches",
         "rollout_control.core.schema.add_error_responses",
     ],
 }
@@ -376,4 +382,5 @@ SPECTACULAR_SETTINGS["ENUM_NAME_OVERRIDES"] |= {
     "FeedbackStatusEnum": "feedback.models.FeedbackStatus",
     "FeedbackPriorityEnum": "feedback.models.FeedbackPriority",
     "FeedbackTypeEnum": "feedback.models.FeedbackType",
+    "FeedbackSourceEnum": "feedback.models.FeedbackSource",
 }

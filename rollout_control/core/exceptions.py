@@ -24,3 +24,9 @@ class PreconditionFailed(DomainError):
 class NotFound(DomainError):
     status_code = 404
     code = "not_found"
+
+
+class VersionMismatch(PreconditionFailed):
+    """An `If-Match` version that is no longer current (HTTP 412)."""
+
+    code = "version_mismatch"

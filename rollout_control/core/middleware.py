@@ -9,6 +9,7 @@ from django.urls import Resolver404, resolve
 
 from rollout_control.core import metrics
 from rollout_control.core.context import request_id_var
+from rollout_control.core.errors import error_body
 
 _SAFE_REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
 
@@ -93,4 +94,21 @@ class BodySizeLimitMiddleware:
                 }
             }
             return JsonResponse(body, status=413)
+        return self.get_response(request)
+
+
+class RepeatedQueryParamMiddleware:
+    """`?tier=core&tier=x` on the API is a 400 naming `tier`: no API query parameter is a list,
+    and quietly taking the last value would hide the other from whoever sent both."""
+
+    def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        if request.path_info.startswith("/api/v1/") and request.META.get("QUERY_STRING"):
+            repeated = sorted(name for name, values in request.GET.lists() if len(values) > 1)
+            if repeated:
+                fields = {name: ["Give this parameter once."] for name in repeated}
+                body = error_body("invalid", f"{repeated[0]}: Give this parameter once.", fields)
+                return JsonResponse(body, status=400)
         return self.get_response(request)

@@ -10,7 +10,8 @@ from the operation itself, so a new view is covered without a table to keep up t
 - 404 where a path names a resource, and on paginated lists (a page past the end);
 - 409 on every write (the change conflicts with the current state);
 - 412 where an `If-Match` header is accepted;
-- 413 where a body is accepted (BodySizeLimitMiddleware).
+- 413 where a body is accepted (BodySizeLimitMiddleware), and 415 there for a body that is not
+  JSON (the API parses JSON only).
 
 A view adds any other status itself (a rate limit's 429, say) with `OpenApiResponse` and no body;
 this hook gives every error response without a body the `Error` shape.
@@ -19,6 +20,7 @@ this hook gives every error response without a body the `Error` shape.
 import functools
 from typing import Any
 
+from drf_spectacular import openapi
 from rest_framework import serializers
 
 WRITES = {"post", "put", "patch", "delete"}
@@ -66,6 +68,7 @@ DESCRIPTIONS = {
     "409": "Conflicts with the current state (e.g. a plan in the wrong status).",
     "412": "The `If-Match` version is stale.",
     "413": "The body is larger than MAX_REQUEST_BYTES.",
+    "415": "The body is not JSON (`Content-Type: application/json`).",
     "429": "Rate limit reached; see Retry-After.",
     "503": "The database is unreachable; try again after Retry-After.",
 }
@@ -95,7 +98,7 @@ def _statuses(method: str, operation: dict[str, Any]) -> set[str]:
     if ("header", "if-match") in located:
         codes.add("412")
     if "requestBody" in operation:
-        codes.add("413")
+        codes |= {"413", "415"}
     return codes
 
 
@@ -137,3 +140,20 @@ def paginated(serializer_class: type[serializers.Serializer]) -> type[serializer
             "results": serializer_class(many=True),
         },
     )
+
+
+class AutoSchema(openapi.AutoSchema):
+    """drf-spectacular's, plus the body of a DELETE that declares one (`extend_schema(request=)`):
+    removing cohort members or an opt-in takes a body, and the schema must say it is required."""
+
+    def _get_request_body(self, direction: str = "request") -> dict[str, Any] | None:
+        if self.method != "DELETE":
+            return super()._get_request_body(direction)
+        serializer = self.get_request_serializer()
+        if serializer is None:
+            return None
+        schema, required = self._get_request_for_media_type(serializer, direction)
+        if schema is None:
+            return None
+        body: dict[str, Any] = {"content": {"application/json": {"schema": schema}}}
+        return {**body, "required": True} if required else body

@@ -195,6 +195,11 @@ def test_list__filters_search_and_pagination(admin_api: APIClient, beta_flag: st
     response = admin_api.get(URL, {"status": "sleeping"})
     assert response.status_code == 400
     assert list(_error(response)["fields"]) == ["status"]
+    # A checkbox would count any value as ticked; the API reads a boolean or refuses.
+    for value in ("null", "on", ""):
+        response = admin_api.get(URL, {"overdue": value})
+        assert response.status_code == 400, value
+        assert list(_error(response)["fields"]) == ["overdue"]
 
 
 def test_detail_and_patch__history_comments_and_validation(

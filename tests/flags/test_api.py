@@ -3,8 +3,10 @@ from decimal import Decimal
 import pytest
 from rest_framework.test import APIClient
 
+from flags import services
 from flags.models import CohortMember, Flag
 from rollout_control.core.models import AuditEntry
+from tests.flags.conftest import SYSTEM
 
 pytestmark = pytest.mark.django_db
 
@@ -77,6 +79,14 @@ def test_flag_create__only_key__defaults(admin_api: APIClient) -> None:
         ({"key": "f", "tier": "platinum"}, "tier"),
         ({"key": "f", "colour": "red"}, "colour"),
         ({"key": "f", "excluded_units": [{"id": 1}]}, "excluded_units[0]"),
+        ({"key": "f", "excluded_units": ["u\x00"]}, "excluded_units[0]"),
+        # JSON types as documented: no coercion of numbers to text or text to numbers.
+        ({"key": 5}, "key"),
+        ({"key": "f", "rollout_percentage": "12.5"}, "rollout_percentage"),
+        ({"key": "f", "description": 5}, "description"),
+        ({"key": "f", "kill_switch": "yes"}, "kill_switch"),
+        # Python's `$` would let a final newline through; the schema's would not.
+        ({"key": "f\n"}, "key"),
     ],
 )
 def test_flag_create__bad_input__400_naming_field_nothing_written(
@@ -91,10 +101,11 @@ def test_flag_create__bad_input__400_naming_field_nothing_written(
     assert _counts() == before
 
 
-def test_flag_create__duplicate_key__400(admin_api: APIClient, checkout_flag: object) -> None:
+def test_flag_create__duplicate_key__409(admin_api: APIClient, checkout_flag: object) -> None:
+    # Well formed, but the name is taken: a conflict with the current state, not bad input.
     before = _counts()
     response = admin_api.post(FLAGS, {"key": "new-checkout"}, format="json")
-    assert response.status_code == 400
+    assert response.status_code == 409
     assert response.json()["error"]["code"] == "duplicate_key"
     assert "key" in response.json()["error"]["fields"]
     assert _counts() == before
@@ -172,6 +183,41 @@ def test_flag_list__paginated_and_filtered(admin_api: APIClient) -> None:
     assert page["count"] == 7 and len(page["results"]) == 3 and page["next"]
     assert admin_api.get(f"{FLAGS}?tier=non_essential").json()["count"] == 3
     assert admin_api.get(f"{FLAGS}?search=f6").json()["results"][0]["key"] == "f6"
+
+
+@pytest.mark.parametrize(
+    ("query", "field"),
+    [
+        ("tier=gold", "tier"),
+        ("tier=", "tier"),
+        ("archived=maybe", "archived"),
+        ("archived=", "archived"),
+        ("page_size=0", "page_size"),
+        ("page_size=501", "page_size"),
+        ("page_size=null", "page_size"),
+        ("page=abc", "page"),
+        ("page=0", "page"),
+        ("tier=core&tier=core", "tier"),
+        ("search=a%00b", "search"),
+    ],
+)
+def test_flag_list__bad_query__400_naming_parameter(
+    admin_api: APIClient, query: str, field: str
+) -> None:
+    # A filter that cannot be applied is an error, never quietly no filter (issue 9, point 1).
+    response = admin_api.get(f"{FLAGS}?{query}")
+    assert response.status_code == 400, response.json()
+    assert field in response.json()["error"]["fields"]
+
+
+def test_flag_list__page_past_the_end__404(admin_api: APIClient) -> None:
+    assert admin_api.get(f"{FLAGS}?page=2").status_code == 404
+
+
+def test_flag_get__archived_not_a_boolean__400(admin_api: APIClient, checkout_flag: object) -> None:
+    response = admin_api.get(f"{FLAGS}new-checkout/?archived=null")
+    assert response.status_code == 400
+    assert "archived" in response.json()["error"]["fields"]
 
 
 def test_flags__client_token__403_and_support_reads_only(
@@ -276,15 +322,38 @@ def test_cohort_opt_in__client_token__adds_and_removes(
     assert not CohortMember.objects.filter(unit="u-7").exists()
 
 
-def test_cohort_opt_in__cohort_not_opt_in__400(client_api: APIClient, beta_cohort: object) -> None:
+def test_cohort_opt_in__cohort_not_opt_in__409(client_api: APIClient, beta_cohort: object) -> None:
+    # The cohort's own setting refuses, not the request: 409, as for other state conflicts.
     response = client_api.post("/api/v1/cohorts/beta/opt-in/", {"unit": "u-9"}, format="json")
-    assert response.status_code == 400
+    assert response.status_code == 409
+    assert response.json()["error"]["code"] == "opt_in_closed"
     assert not CohortMember.objects.filter(unit="u-9").exists()
 
 
 def test_cohort_delete__used_by_rule__409(admin_api: APIClient, checkout_flag: object) -> None:
     response = admin_api.delete("/api/v1/cohorts/beta/")
     assert response.status_code == 409
+    assert admin_api.get("/api/v1/cohorts/beta/").status_code == 200
+
+
+def test_cohort_delete__used_by_a_plan__409_not_500(
+    admin_api: APIClient, beta_cohort: object
+) -> None:
+    # Found by tests/test_fuzz_api.py: a plan's phase targets protect the cohort (PROTECT).
+    from phases.services import plan_create
+
+    services.flag_create(key="scenes", actor=SYSTEM)
+    definition = {
+        "flags": ["f"],
+        "cohorts": ["c"],
+        "phases": [{"name": "Only", "targets": [{"flag": "f", "cohort": "c", "target": 100}]}],
+    }
+    plan_create(
+        name="P", definition=definition, flags={"f": "scenes"}, cohorts={"c": "beta"}, actor=SYSTEM
+    )
+    response = admin_api.delete("/api/v1/cohorts/beta/")
+    assert response.status_code == 409, response.content
+    assert response.json()["error"]["code"] == "cohort_in_use"
     assert admin_api.get("/api/v1/cohorts/beta/").status_code == 200
 
 

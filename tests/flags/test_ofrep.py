@@ -6,6 +6,7 @@ import redis
 from django.conf import settings
 from django.db.backends.utils import CursorWrapper
 from django.test import Client, RequestFactory
+from rest_framework.test import APIClient
 
 from flags import ofrep, services
 from rollout_control.core.ratelimit import TokenBucket
@@ -106,16 +107,34 @@ def test_ofrep_single__bad_body__400_with_code(
     assert response.json()["errorDetails"]
 
 
-def test_ofrep_single__integer_targeting_key__accepted(
-    client: Client, client_token: str, checkout_flag: object
+@pytest.mark.parametrize("endpoint", [ONE + "new-checkout", BULK])
+@pytest.mark.parametrize("key", [12345, None, {"id": 1}])
+def test_ofrep__targeting_key_not_a_string__400_invalid_context(
+    client: Client, client_token: str, checkout_flag: object, endpoint: str, key: object
 ) -> None:
-    as_int = _post(
-        client, ONE + "new-checkout", {"context": {"targetingKey": 12345}}, client_token
-    ).json()
-    as_str = _post(
-        client, ONE + "new-checkout", {"context": {"targetingKey": "12345"}}, client_token
-    ).json()
-    assert as_int["value"] == as_str["value"]
+    # OFREP's published document (and OpenFeature's SDKs) make the targeting key a string; the
+    # bulk endpoint refuses the whole context rather than failing each flag (issue 9, point 1).
+    response = _post(client, endpoint, {"context": {"targetingKey": key}}, client_token)
+    assert response.status_code == 400
+    assert response.json()["errorCode"] == "INVALID_CONTEXT"
+
+
+def test_ofrep__context_null__400_invalid_context(client: Client, client_token: str) -> None:
+    response = _post(client, BULK, {"context": None}, client_token)
+    assert response.status_code == 400
+    assert response.json()["errorCode"] == "INVALID_CONTEXT"
+
+
+def test_native_evaluate__integer_targeting_key__same_as_string(
+    client_api: APIClient, checkout_flag: object
+) -> None:
+    # Stickiness values may be integers (DESIGN); only OFREP's wire format says string.
+    def outcomes(key: object) -> list[tuple]:
+        body = {"context": {"targetingKey": key}}
+        flags = client_api.post("/api/v1/evaluate/", body, format="json").json()["flags"]
+        return [(f["key"], f["value"], f["reason"]) for f in flags]
+
+    assert outcomes(12345) == outcomes("12345")
 
 
 def test_ofrep__no_or_bad_token__401(client: Client, checkout_flag: object) -> None:

@@ -1,3 +1,4 @@
+import re
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -5,10 +6,12 @@ from django.contrib.auth import get_user_model
 from rest_framework.test import APIClient
 
 from monitoring import providers
+from monitoring.exceptions import InvalidQuery
 from monitoring.models import MetricDefinition
 from monitoring.providers import MetricResult, percentile, register_provider
 from monitoring.selectors import metric_series, metric_value
 from monitoring.services import events_ingest, samples_ingest
+from monitoring.windows import WINDOW_PATTERN, parse_window
 
 pytestmark = pytest.mark.django_db
 
@@ -189,10 +192,43 @@ def test_api__bad_query__400_naming_field(admin_api: APIClient, query: str, fiel
     assert field in response.json()["error"]["fields"]
 
 
-def test_api__unknown_metric__400(admin_api: APIClient) -> None:
+def test_api__unknown_metric__404(admin_api: APIClient) -> None:
+    # The metric is the resource the path names: 404, like any other path that names nothing.
     response = admin_api.get("/api/v1/metrics/nope/?window=15m")
-    assert response.status_code == 400
+    assert response.status_code == 404
     assert response.json()["error"]["code"] == "unknown_metric"
+
+
+@pytest.mark.parametrize(
+    "window",
+    ["15m", "90d", "2160h", "129600m", "7776000s", "0m", "91d", "2161h", "015m", " 5m", "5m\n",
+     "5 m", "1.5h", "٣m", "", "9999999999d"],
+)  # fmt: skip
+def test_window_pattern__published_in_schema__accepts_what_parse_window_accepts(
+    window: str,
+) -> None:
+    accepted = True
+    try:
+        parse_window(window)
+    except InvalidQuery:
+        accepted = False
+    # The schema's pattern is ECMA-262: `$` is the end of the text (Python's fullmatch).
+    assert accepted == bool(re.fullmatch(WINDOW_PATTERN, window))
+
+
+@pytest.mark.parametrize(
+    ("query", "field"),
+    [
+        ("window=15m&window=1h", "window"),
+        ("flag=a%00b", "flag"),
+    ],
+)
+def test_api__repeated_or_nul_query_value__400_naming_it(
+    admin_api: APIClient, query: str, field: str
+) -> None:
+    response = admin_api.get(f"/api/v1/metrics/error_rate/?{query}")
+    assert response.status_code == 400, response.json()
+    assert field in response.json()["error"]["fields"]
 
 
 def test_api__client_token_cannot_read_metrics(client_api: APIClient) -> None:
@@ -207,7 +243,8 @@ def test_api__client_token_cannot_read_metrics(client_api: APIClient) -> None:
         ({"name": "x", "aggregation": "ratio", "metric": "m"}, "denominator"),
         ({"name": "x", "aggregation": "value", "source": "prometheus"}, "query"),
         ({"name": "bad name", "aggregation": "mean", "metric": "m"}, "name"),
-        ({"name": "error_rate", "aggregation": "mean", "metric": "m"}, "name"),
+        ({"name": "x\n", "aggregation": "mean", "metric": "m"}, "name"),
+        ({"name": "x", "aggregation": "mean", "metric": "m", "min_samples": "3"}, "min_samples"),
     ],
 )
 def test_definition_api__bad_input__400_nothing_created(
@@ -217,6 +254,16 @@ def test_definition_api__bad_input__400_nothing_created(
     response = admin_api.post("/api/v1/metric-definitions/", body, format="json")
     assert response.status_code == 400, response.json()
     assert field in response.json()["error"]["fields"]
+    assert MetricDefinition.objects.count() == before
+
+
+def test_definition_api__name_taken__409_nothing_created(admin_api: APIClient) -> None:
+    before = MetricDefinition.objects.count()
+    body = {"name": "error_rate", "aggregation": "mean", "metric": "m"}
+    response = admin_api.post("/api/v1/metric-definitions/", body, format="json")
+    assert response.status_code == 409, response.json()
+    assert response.json()["error"]["code"] == "duplicate_name"
+    assert "name" in response.json()["error"]["fields"]
     assert MetricDefinition.objects.count() == before
 
 

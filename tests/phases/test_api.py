@@ -263,3 +263,14 @@ def test_decide__plan_without_active_phase__409_nothing_recorded(
     assert response.status_code == 409
     assert response.json()["error"]["code"] == "phase_not_active"
     assert Decision.objects.count() == 0
+
+
+def test_plan_list__status_filter__unknown_status_400(
+    admin_api: APIClient, drag_flag: dict
+) -> None:
+    _create(admin_api, drag_flag)
+    assert admin_api.get("/api/v1/plans/?status=draft").json()["count"] == 1
+    assert admin_api.get("/api/v1/plans/?status=active").json()["count"] == 0
+    response = admin_api.get("/api/v1/plans/?status=sleeping")
+    assert response.status_code == 400
+    assert "status" in response.json()["error"]["fields"]
