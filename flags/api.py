@@ -123,6 +123,8 @@ class FlagDetailView(APIView):
         responses={200: FlagOutput},
         parameters=[IF_MATCH_PARAMETER],
         summary="Change a flag (all or nothing)",
+        description="Say which version the edit starts from (`If-Match` or `version`) and an "
+        "edit that lost a race is refused (412 or 409) instead of silently overwriting.",
     )
     def patch(self, request: Request, key: str) -> Response:
         _flag_or_404(key)
@@ -136,6 +138,7 @@ class FlagDetailView(APIView):
             actor=Actor.from_request(request),
             changes=changes,
             expected_version=expected_version,
+            base_version=changes.pop("version", None),
             reason=reason,
         )
         return _flag_response(flag)

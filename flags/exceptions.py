@@ -2,6 +2,7 @@ from rollout_control.core.exceptions import (
     Conflict,
     DomainError,
     NotFound,
+    VersionConflict,
     VersionMismatch,
 )
 
@@ -41,5 +42,6 @@ __all__ = [
     "FlagNotFound",
     "InvalidFlagChange",
     "OptInClosed",
+    "VersionConflict",
     "VersionMismatch",
 ]

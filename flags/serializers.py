@@ -6,6 +6,7 @@ from rest_framework import serializers
 from flags.evaluation import OPERATORS
 from flags.models import KEY_PATTERN, Flag
 from flags.services import CohortRuleInput
+from rollout_control.core.conditional import VERSION_HELP
 from rollout_control.core.serializers import NO_NUL, StrictFieldsMixin, whole
 
 ATTRIBUTE_PATTERN = r"^[A-Za-z_][A-Za-z0-9_.-]{0,99}$"
@@ -63,7 +64,9 @@ class CohortRuleSerializer(StrictFieldsMixin, serializers.Serializer):
         return CohortRuleInput(cohort=values["cohort"], percentage=values["percentage"])
 
 
-class FlagChangeInput(StrictFieldsMixin, serializers.Serializer):
+class FlagFieldsInput(StrictFieldsMixin, serializers.Serializer):
+    """The settable fields of a flag, shared by create and change."""
+
     description = serializers.CharField(required=False, allow_blank=True, max_length=10_000)
     owner = serializers.CharField(required=False, allow_blank=True, max_length=150)
     rollout_percentage = PercentageField(required=False)
@@ -84,7 +87,11 @@ class FlagChangeInput(StrictFieldsMixin, serializers.Serializer):
         return attrs
 
 
-class FlagCreateInput(FlagChangeInput):
+class FlagChangeInput(FlagFieldsInput):
+    version = serializers.IntegerField(min_value=1, required=False, help_text=VERSION_HELP)
+
+
+class FlagCreateInput(FlagFieldsInput):
     key = serializers.RegexField(
         whole(KEY_PATTERN),
         error_messages={"invalid": KEY_HELP},

@@ -22,6 +22,7 @@ from flags.exceptions import (
     FlagNotFound,
     InvalidFlagChange,
     OptInClosed,
+    VersionConflict,
     VersionMismatch,
 )
 from flags.models import Cohort, CohortMember, Flag, FlagCohortRule
@@ -194,11 +195,14 @@ def flag_update(
     actor: Actor,
     changes: dict[str, Any],
     expected_version: int | None = None,
+    base_version: int | None = None,
     reason: str = "",
     source: str = "manual",
 ) -> Flag:
-    """Applies `changes` (fields of FLAG_FIELDS) all or nothing. With `expected_version`, a flag
-    changed meanwhile raises VersionMismatch (HTTP 412) and nothing is written."""
+    """Applies `changes` (fields of FLAG_FIELDS) all or nothing. A flag changed meanwhile raises,
+    and nothing is written: VersionMismatch (HTTP 412) for `expected_version` (If-Match),
+    VersionConflict (HTTP 409) for `base_version` (the version the edit started from). Both are
+    compared under the row lock, so of two edits from one version exactly one wins."""
     with transaction.atomic():
         flag = _locked_flag(key)
         if flag.archived:
@@ -206,6 +210,12 @@ def flag_update(
         if expected_version is not None and expected_version != flag.version:
             raise VersionMismatch(
                 f"Flag {key!r} is at version {flag.version}, not {expected_version}; reload it."
+            )
+        if base_version is not None and base_version != flag.version:
+            raise VersionConflict(
+                f"Flag {key!r} changed since version {base_version} (it is at {flag.version});"
+                " reload it and apply your edit again.",
+                field="version",
             )
         before = flag_state(flag)
         rules = _apply_flag_fields(flag, changes)

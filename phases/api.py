@@ -22,6 +22,7 @@ from phases.serializers import (
     GuardrailInput,
     GuardrailOutput,
     IncidentOutput,
+    PlanChangeInput,
     PlanCreateInput,
     PlanOutput,
     PlanSummaryOutput,
@@ -32,6 +33,7 @@ from phases.serializers import (
     SignOffInput,
 )
 from rollout_control.core.actors import Actor
+from rollout_control.core.conditional import IF_MATCH_PARAMETER, if_match_version
 from rollout_control.core.filters import filtered
 from rollout_control.core.pagination import PAGE_PARAMETERS, Pagination
 from rollout_control.core.permissions import (
@@ -96,12 +98,42 @@ class PlanListCreateView(APIView):
         return Response(PlanOutput(plan).data, status=status.HTTP_201_CREATED)
 
 
+def _plan_response(plan: RolloutPlan) -> Response:
+    return Response(PlanOutput(plan).data, headers={"ETag": f'"{plan.version}"'})
+
+
 class PlanDetailView(APIView):
-    permission_classes = [IsSupportStaff]
+    permission_classes = [StaffReadsReleaseManagerWrites]
 
     @extend_schema(responses={200: PlanOutput}, summary="A plan with its phases")
     def get(self, request: Request, pk: int) -> Response:
-        return Response(PlanOutput(_plan(pk)).data)
+        return _plan_response(_plan(pk))
+
+    @extend_schema(
+        request=PlanChangeInput,
+        responses={200: PlanOutput},
+        parameters=[IF_MATCH_PARAMETER],
+        summary="Change a plan's settings (all or nothing)",
+        description="Name, description, time zone, step hour, weekdays. Say which version the "
+        "edit starts from (`If-Match` or `version`) and an edit that lost a race is refused "
+        "(412 or 409) instead of silently overwriting.",
+    )
+    def patch(self, request: Request, pk: int) -> Response:
+        plan = _plan(pk)
+        expected_version = if_match_version(request)
+        data = PlanChangeInput(data=request.data)
+        data.is_valid(raise_exception=True)
+        changes = dict(data.validated_data)
+        reason = changes.pop("reason")
+        plan = services.plan_update(
+            plan=plan,
+            actor=Actor.from_request(request),
+            changes=changes,
+            expected_version=expected_version,
+            base_version=changes.pop("version", None),
+            reason=reason,
+        )
+        return _plan_response(plan)
 
 
 class _PlanAction(APIView):

@@ -7,6 +7,7 @@ from flags.models import KEY_PATTERN
 from monitoring.windows import WINDOW_PATTERN
 from phases.models import Decision, GateReview, Guardrail, Incident, Phase, RolloutPlan
 from phases.seed_templates import TEMPLATES
+from rollout_control.core.conditional import VERSION_HELP
 from rollout_control.core.serializers import JsonObjectField, StrictFieldsMixin, whole
 
 # The IANA names this machine knows: the schema lists them, so a client can tell a typo from a
@@ -37,6 +38,27 @@ class PlanCreateInput(StrictFieldsMixin, serializers.Serializer):
     timezone = serializers.ChoiceField(choices=TIME_ZONES, required=False)
     step_hour = serializers.IntegerField(min_value=0, max_value=23, required=False)
     start_date = serializers.DateField(required=False)
+
+
+class PlanChangeInput(StrictFieldsMixin, serializers.Serializer):
+    name = serializers.CharField(max_length=200, required=False)
+    description = serializers.CharField(max_length=10_000, required=False, allow_blank=True)
+    timezone = serializers.ChoiceField(choices=TIME_ZONES, required=False)
+    step_hour = serializers.IntegerField(
+        min_value=0,
+        max_value=23,
+        required=False,
+        help_text="Plan-local hour after which ramps step.",
+    )
+    allowed_weekdays = serializers.ListField(
+        child=serializers.IntegerField(min_value=0, max_value=6),
+        min_length=1,
+        max_length=7,
+        required=False,
+        help_text="Days ramps may step: 0 = Monday … 6 = Sunday.",
+    )
+    version = serializers.IntegerField(min_value=1, required=False, help_text=VERSION_HELP)
+    reason = serializers.CharField(required=False, allow_blank=True, max_length=2_000, default="")
 
 
 class TargetOutput(serializers.Serializer):

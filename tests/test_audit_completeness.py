@@ -261,6 +261,23 @@ def test_api_plan_pause_resume_rollback__audited(
     assert len(changed) == len(set(changed)), changed
 
 
+def test_api_plan_update__one_row_with_before_and_after(
+    release_flags: dict[str, str],  # noqa: F811
+    admin_api: APIClient,
+    watch: AuditWatch,
+) -> None:
+    plan = _plan(release_flags, activate=False)
+    body = {"step_hour": 10, "timezone": "Europe/Berlin", "version": plan.version}
+    entries = _audited(
+        watch, lambda: admin_api.patch(f"/api/v1/plans/{plan.pk}/", body, format="json")
+    )
+    entry = _one_row_per_object(
+        entries, action="plan.update", object_type="phases.rolloutplan", actor_type="token"
+    )
+    assert (entry.before["step_hour"], entry.after["step_hour"]) == (9, 10)
+    assert (entry.before["timezone"], entry.after["timezone"]) == ("UTC", "Europe/Berlin")
+
+
 # The Django admin -------------------------------------------------------------------------------
 
 

@@ -155,6 +155,8 @@ TABLE: list[Row] = [
     R("plan-list",                  "GET",    401,  403,  200,  200,  200),
     R("plan-list",                  "POST",   401,  403,  201,  403,  201, body=NEW_PLAN),
     R("plan-detail",                "GET",    401,  403,  200,  200,  200, at=PLAN),
+    R("plan-detail",                "PATCH",  401,  403,  200,  403,  200, at=PLAN,
+      body={"name": "Renamed plan", "step_hour": 10}),
     R("plan-activate",              "POST",   401,  403,  200,  403,  200, at={"pk": "draft"}),
     R("plan-pause",                 "POST",   401,  403,  200,  403,  200, at=PLAN,
       body={"reason": "authz"}),

@@ -35,8 +35,8 @@ list plus one status; see `st explain ST202`). Each one, and why (ALLOWANCES bel
   Prometheus one its query), POST /metrics/ (label names: letters, digits and _),
   POST /plans/{id}/freeze-windows/ (ends after it starts), GET /metrics/{name}/series/ (the step
   fits the window, at most 500 points).
-- 412 on PATCH /flags/{key}/: an `If-Match` that is well formed but not the current version
-  (the fuzzer cannot know it) is refused, as issue 3 demands.
+- 412 on PATCH /flags/{key}/ and PATCH /plans/{id}/: an `If-Match` that is well formed but not
+  the current version (the fuzzer cannot know it) is refused, as issue 3 demands.
 - 400 on POST /ofrep/v1/evaluate/flags/{key}, in both documents: whether a context without the
   attribute a flag buckets on is enough depends on that flag (TARGETING_KEY_MISSING at 0 < % <
   100); OFREP answers such a flag with 400.
@@ -81,6 +81,7 @@ ALLOWANCES: dict[str, tuple[str, ...]] = {
     "POST /api/v1/plans/": ("400",),  # slots map to existing flags and cohorts
     "POST /api/v1/flags/": ("400",),  # cohort rules name existing cohorts
     "PATCH /api/v1/flags/{key}/": ("400", "412"),  # existing cohorts; not killed and forced on
+    "PATCH /api/v1/plans/{id}/": ("412",),  # If-Match names a version other than the current
     "POST /api/v1/cohorts/": ("400",),  # a rule's first value suits its operator
     "PATCH /api/v1/cohorts/{key}/": ("400",),  # same
     "POST /api/v1/feedback/": ("400",),  # the flag exists

@@ -3,6 +3,7 @@
 from phases.services.degradation import degradation_check
 from phases.services.gates import checklist_tick, decide, evaluate_gate, sign_off
 from phases.services.guardrails import check_guardrails, check_one, guardrail_create
+from phases.services.plan_edit import plan_update
 from phases.services.plans import (
     freeze_window_add,
     freeze_window_remove,
@@ -49,6 +50,7 @@ __all__ = [
     "plan_rollback",
     "plan_set_held",
     "plan_state",
+    "plan_update",
     "sign_off",
     "skip_reason",
     "step_target",

@@ -36,6 +36,7 @@ def plan_state(plan: RolloutPlan) -> dict[str, Any]:
     active = plan.phases.filter(status=Phase.Status.ACTIVE).first()
     return {
         "name": plan.name,
+        "description": plan.description,
         "status": plan.status,
         "status_reason": plan.status_reason,
         "held_reason": plan.held_reason,

@@ -1,5 +1,11 @@
-"""`If-Match` on versioned edits: a client that read version N sends `If-Match: "N"`, and if the
-object has changed since, the edit answers 412 Precondition Failed (issue 3), writing nothing."""
+"""Versioned edits. A client that read version N may say so two ways:
+
+- `If-Match: "N"` (HTTP's precondition): stale → 412 Precondition Failed (issue 3);
+- `"version": N` in the JSON body: stale → 409 Conflict naming `version` (issue 9: of two edits
+  from the same version one wins, the other is told; nothing is silently overwritten).
+
+The service compares under a row lock, so two edits cannot both see version N.
+"""
 
 import re
 
@@ -17,6 +23,10 @@ IF_MATCH_PARAMETER = OpenApiParameter(
     {"type": "string", "pattern": IF_MATCH_PATTERN},
     OpenApiParameter.HEADER,
     description='The version from the ETag, e.g. "3" (or `*`); 412 if it is no longer current.',
+)
+VERSION_HELP = (
+    "The version this edit starts from (from a GET); if the object has changed since, 409 and "
+    "nothing is written."
 )
 
 

@@ -30,3 +30,10 @@ class VersionMismatch(PreconditionFailed):
     """An `If-Match` version that is no longer current (HTTP 412)."""
 
     code = "version_mismatch"
+
+
+class VersionConflict(Conflict):
+    """An edit that says which version it started from (`"version": N` in the body) when another
+    edit has landed since (HTTP 409): one of two concurrent edits wins, the other is told."""
+
+    code = "version_conflict"

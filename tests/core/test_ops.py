@@ -74,6 +74,29 @@ def test_schema_and_docs__served(client: Client) -> None:
     assert "apiToken" in schema.json()["components"]["securitySchemes"]
 
 
+def test_schema__tells_what_the_api_checks(client: Client) -> None:
+    schema = client.get("/api/schema/", HTTP_ACCEPT="application/vnd.oai.openapi+json").json()
+    paths, components = schema["paths"], schema["components"]["schemas"]
+    # A DELETE that takes a body says so, and that it is required.
+    for path in ("/api/v1/cohorts/{key}/members/", "/api/v1/cohorts/{key}/opt-in/"):
+        body = paths[path]["delete"]["requestBody"]
+        assert body["required"] is True and list(body["content"]) == ["application/json"]
+    # Versioned edits: If-Match has a pattern, the body a version, both conflicts a response.
+    for path, method in (("/api/v1/flags/{key}/", "patch"), ("/api/v1/plans/{id}/", "patch")):
+        operation = paths[path][method]
+        header = next(p for p in operation["parameters"] if p["name"] == "If-Match")
+        assert header["schema"]["pattern"]
+        assert {"409", "412", "415"} <= set(operation["responses"])
+        body = operation["requestBody"]["content"]["application/json"]["schema"]["$ref"]
+        assert components[body.rsplit("/", 1)[1]]["properties"]["version"]["minimum"] == 1
+    plan = components["PlanCreateInputRequest"]["properties"]
+    assert "feature-release" in components[plan["template"]["$ref"].rsplit("/", 1)[1]]["enum"]
+    docs = client.get("/api/docs/")
+    assert docs.status_code == 200
+    assert b"swagger-ui" in docs.content
+    assert b"cdn.jsdelivr" not in docs.content  # served from our own static files
+
+
 def test_roles__created_by_migration() -> None:
     from django.contrib.auth.models import Group
 
