@@ -15,8 +15,8 @@ class CohortNotFound(NotFound):
     code = "cohort_not_found"
 
 
-class FlagKeyTaken(Conflict):
-    """The key is taken (HTTP 409): the request is well formed, the name is not free."""
+class FlagKeyTaken(DomainError):
+    """The key is taken: a 400 naming `key`, as issue 3 lists a duplicate key with bad input."""
 
     code = "duplicate_key"
 

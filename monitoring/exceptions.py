@@ -1,4 +1,4 @@
-from rollout_control.core.exceptions import Conflict, DomainError, NotFound
+from rollout_control.core.exceptions import DomainError, NotFound
 
 
 class InvalidBatch(DomainError):
@@ -15,7 +15,9 @@ class UnknownMetric(NotFound):
     code = "unknown_metric"
 
 
-class MetricNameTaken(Conflict):
+class MetricNameTaken(DomainError):
+    """A 400 naming `name`, like a taken flag or cohort key."""
+
     code = "duplicate_name"
 
 

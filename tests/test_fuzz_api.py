@@ -24,6 +24,8 @@ list plus one status; see `st explain ST202`). Each one, and why (ALLOWANCES bel
   POST /tokens/ (the user exists), POST /plans/{id}/guardrails/ (the metric is defined, the
   phase is the plan's), GET /metrics/{name}/ and /series/ (each metric filters only on its own
   `filter_labels`).
+- 400, because a key must be free: POST /flags/, POST /cohorts/ (issue 3 lists a duplicate key
+  with the bad input answered 400 naming the field) and POST /metric-definitions/ (the name).
 - 400, because the clock decides: POST /metrics/ and POST /events/ (timestamps within the raw
   retention and at most 5 minutes ahead), POST /tokens/ (`expires_at` in the future).
 - 400, because one field constrains another (OpenAPI 3.0 has no if/then, propertyNames or
@@ -79,10 +81,10 @@ ACCEPTED = ("2xx", "3xx", "401", "403", "404", "409", "429", "5xx")
 # Operation → the status a schema-valid request may also get, and why: see the module docstring.
 ALLOWANCES: dict[str, tuple[str, ...]] = {
     "POST /api/v1/plans/": ("400",),  # slots map to existing flags and cohorts
-    "POST /api/v1/flags/": ("400",),  # cohort rules name existing cohorts
+    "POST /api/v1/flags/": ("400",),  # cohort rules name existing cohorts; the key is free
     "PATCH /api/v1/flags/{key}/": ("400", "412"),  # existing cohorts; not killed and forced on
     "PATCH /api/v1/plans/{id}/": ("412",),  # If-Match names a version other than the current
-    "POST /api/v1/cohorts/": ("400",),  # a rule's first value suits its operator
+    "POST /api/v1/cohorts/": ("400",),  # a rule's first value suits its operator; key free
     "PATCH /api/v1/cohorts/{key}/": ("400",),  # same
     "POST /api/v1/feedback/": ("400",),  # the flag exists
     "PATCH /api/v1/feedback/{id}/": ("400",),  # assignee, original exist; change something
@@ -90,7 +92,7 @@ ALLOWANCES: dict[str, tuple[str, ...]] = {
     "POST /api/v1/tokens/": ("400",),  # the user exists; expires in the future
     "POST /api/v1/plans/{id}/guardrails/": ("400",),  # the metric is defined
     "POST /api/v1/plans/{id}/freeze-windows/": ("400",),  # ends after it starts
-    "POST /api/v1/metric-definitions/": ("400",),  # rules across source and aggregation
+    "POST /api/v1/metric-definitions/": ("400",),  # source/aggregation rules; name free
     "POST /api/v1/metrics/": ("400",),  # timestamps within retention; label names
     "POST /api/v1/events/": ("400",),  # timestamps within retention
     "GET /api/v1/metrics/{name}/": ("400",),  # each metric's own filter labels

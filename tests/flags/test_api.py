@@ -101,11 +101,11 @@ def test_flag_create__bad_input__400_naming_field_nothing_written(
     assert _counts() == before
 
 
-def test_flag_create__duplicate_key__409(admin_api: APIClient, checkout_flag: object) -> None:
-    # Well formed, but the name is taken: a conflict with the current state, not bad input.
+def test_flag_create__duplicate_key__400(admin_api: APIClient, checkout_flag: object) -> None:
+    # Issue 3 lists a duplicate key with the bad input that gets a 400 naming the field.
     before = _counts()
     response = admin_api.post(FLAGS, {"key": "new-checkout"}, format="json")
-    assert response.status_code == 409
+    assert response.status_code == 400
     assert response.json()["error"]["code"] == "duplicate_key"
     assert "key" in response.json()["error"]["fields"]
     assert _counts() == before

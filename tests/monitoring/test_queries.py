@@ -257,11 +257,11 @@ def test_definition_api__bad_input__400_nothing_created(
     assert MetricDefinition.objects.count() == before
 
 
-def test_definition_api__name_taken__409_nothing_created(admin_api: APIClient) -> None:
+def test_definition_api__name_taken__400_nothing_created(admin_api: APIClient) -> None:
     before = MetricDefinition.objects.count()
     body = {"name": "error_rate", "aggregation": "mean", "metric": "m"}
     response = admin_api.post("/api/v1/metric-definitions/", body, format="json")
-    assert response.status_code == 409, response.json()
+    assert response.status_code == 400, response.json()
     assert response.json()["error"]["code"] == "duplicate_name"
     assert "name" in response.json()["error"]["fields"]
     assert MetricDefinition.objects.count() == before
