@@ -11,6 +11,8 @@ handler404 = "rollout_control.core.errors.not_found"
 handler500 = "rollout_control.core.errors.server_error"
 
 urlpatterns = [
+    # The hot path first: every client evaluation resolves through this list.
+    path("ofrep/", include("flags.ofrep_urls")),
     path("healthz", core_views.healthz, name="healthz"),
     path("readyz", core_views.readyz, name="readyz"),
     path("metrics", core_views.metrics, name="metrics"),
@@ -19,7 +21,6 @@ urlpatterns = [
     path("api/v1/", include("monitoring.urls")),
     path("api/v1/", include("phases.urls")),
     path("api/v1/", include("feedback.urls")),
-    path("ofrep/", include("flags.ofrep_urls")),
     path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="api-schema"), name="api-docs"),
     path("accounts/login/", auth_views.LoginView.as_view(), name="login"),
