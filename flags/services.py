@@ -22,12 +22,10 @@ from flags.exceptions import (
     FlagNotFound,
     InvalidFlagChange,
     OptInClosed,
-    VersionConflict,
-    VersionMismatch,
 )
 from flags.models import Cohort, CohortMember, Flag, FlagCohortRule
 from rollout_control.core.actors import Actor
-from rollout_control.core.services import audit_record, config_version_bump
+from rollout_control.core.services import audit_record, check_version, config_version_bump
 
 MEMBER_BATCH = 5_000
 FLAG_FIELDS = frozenset(
@@ -207,16 +205,12 @@ def flag_update(
         flag = _locked_flag(key)
         if flag.archived:
             raise FlagNotFound(f"Flag {key!r} is archived.", field="key")
-        if expected_version is not None and expected_version != flag.version:
-            raise VersionMismatch(
-                f"Flag {key!r} is at version {flag.version}, not {expected_version}; reload it."
-            )
-        if base_version is not None and base_version != flag.version:
-            raise VersionConflict(
-                f"Flag {key!r} changed since version {base_version} (it is at {flag.version});"
-                " reload it and apply your edit again.",
-                field="version",
-            )
+        check_version(
+            label=f"Flag {key!r}",
+            current=flag.version,
+            expected=expected_version,
+            base=base_version,
+        )
         before = flag_state(flag)
         rules = _apply_flag_fields(flag, changes)
         if rules is not None:

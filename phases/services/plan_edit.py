@@ -8,8 +8,7 @@ from phases.exceptions import InvalidPlan, PlanConflict
 from phases.models import RolloutPlan
 from phases.services.plans import _locked, _save, _validate_settings, plan_state
 from rollout_control.core.actors import Actor
-from rollout_control.core.exceptions import VersionConflict, VersionMismatch
-from rollout_control.core.services import audit_record
+from rollout_control.core.services import audit_record, check_version
 
 EDITABLE = ("name", "description", "timezone", "step_hour", "allowed_weekdays")
 
@@ -33,16 +32,12 @@ def plan_update(
         raise InvalidPlan("Not a setting a plan edit can change.", field=min(unknown))
     with transaction.atomic():
         plan = _locked(plan)
-        if expected_version is not None and expected_version != plan.version:
-            raise VersionMismatch(
-                f"Plan {plan.pk} is at version {plan.version}, not {expected_version}; reload it."
-            )
-        if base_version is not None and base_version != plan.version:
-            raise VersionConflict(
-                f"Plan {plan.pk} changed since version {base_version} (it is at {plan.version});"
-                " reload it and apply your edit again.",
-                field="version",
-            )
+        check_version(
+            label=f"Plan {plan.pk}",
+            current=plan.version,
+            expected=expected_version,
+            base=base_version,
+        )
         if plan.status == RolloutPlan.Status.COMPLETED:
             raise PlanConflict("A completed plan cannot be changed.")
         values = {name: changes.get(name, getattr(plan, name)) for name in EDITABLE}

@@ -10,6 +10,7 @@ from django.utils import timezone
 
 from rollout_control.core.actors import Actor
 from rollout_control.core.context import current_task_id, request_id_var
+from rollout_control.core.exceptions import VersionConflict, VersionMismatch
 from rollout_control.core.models import ApiToken, AuditEntry, ConfigVersion, WebhookEndpoint
 from rollout_control.core.selectors import token_hash
 from rollout_control.core.snapshots import store
@@ -49,6 +50,21 @@ def audit_record(
         request_id=request_id_var.get(),
         task_id=current_task_id(),
     )
+
+
+def check_version(*, label: str, current: int, expected: int | None, base: int | None) -> None:
+    """Refuses a stale versioned edit; call it with the row locked, so of two edits from one
+    version exactly one gets through. `expected` is the `If-Match` version (VersionMismatch,
+    412), `base` the body's `version` (VersionConflict, 409 naming `version`); see
+    rollout_control/core/conditional.py."""
+    if expected is not None and expected != current:
+        raise VersionMismatch(f"{label} is at version {current}, not {expected}; reload it.")
+    if base is not None and base != current:
+        raise VersionConflict(
+            f"{label} changed since version {base} (it is at {current});"
+            " reload it and apply your edit again.",
+            field="version",
+        )
 
 
 def _token_state(token: ApiToken) -> dict[str, Any]:
