@@ -63,6 +63,10 @@ def _flag_response(flag: Any, *, status_code: int = 200) -> Response:
     )
 
 
+def _cohort_response(cohort: Any) -> Response:
+    return Response(services.cohort_state(cohort), headers={"ETag": f'"{cohort.version}"'})
+
+
 def _wants_archived(request: Request) -> bool:
     return parse_bool(request.query_params.get("archived"), field="archived")
 
@@ -213,21 +217,32 @@ class CohortDetailView(APIView):
 
     @extend_schema(responses={200: CohortOutput}, summary="Get a cohort")
     def get(self, request: Request, key: str) -> Response:
-        return Response(services.cohort_state(_cohort_or_404(key)))
+        return _cohort_response(_cohort_or_404(key))
 
     @extend_schema(
-        request=CohortChangeInput, responses={200: CohortOutput}, summary="Change a cohort"
+        request=CohortChangeInput,
+        responses={200: CohortOutput},
+        parameters=[IF_MATCH_PARAMETER],
+        summary="Change a cohort (all or nothing)",
+        description="Say which version the edit starts from (`If-Match` or `version`) and an "
+        "edit that lost a race is refused (412 or 409) instead of silently overwriting.",
     )
     def patch(self, request: Request, key: str) -> Response:
         _cohort_or_404(key)
+        expected_version = if_match_version(request)
         data = CohortChangeInput(data=request.data)
         data.is_valid(raise_exception=True)
         changes = dict(data.validated_data)
         reason = changes.pop("reason", "")
         cohort = services.cohort_update(
-            key=key, actor=Actor.from_request(request), changes=changes, reason=reason
+            key=key,
+            actor=Actor.from_request(request),
+            changes=changes,
+            expected_version=expected_version,
+            base_version=changes.pop("version", None),
+            reason=reason,
         )
-        return Response(services.cohort_state(cohort))
+        return _cohort_response(cohort)
 
     @extend_schema(request=None, responses={204: None}, summary="Delete a cohort no flag rule uses")
     def delete(self, request: Request, key: str) -> Response:

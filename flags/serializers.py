@@ -160,10 +160,12 @@ class CohortChangeInput(StrictFieldsMixin, serializers.Serializer):
         child=serializers.EmailField(), required=False, max_length=1_000
     )
     reason = serializers.CharField(required=False, allow_blank=True, max_length=2_000)
+    version = serializers.IntegerField(min_value=1, required=False, help_text=VERSION_HELP)
 
 
 class CohortCreateInput(CohortChangeInput):
     key = serializers.RegexField(whole(KEY_PATTERN))
+    version = None  # a new cohort starts at 1
 
 
 class CohortOutput(serializers.Serializer):

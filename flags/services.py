@@ -355,9 +355,25 @@ def cohort_create(*, key: str, actor: Actor, **fields: Any) -> Cohort:
     return cohort
 
 
-def cohort_update(*, key: str, actor: Actor, changes: dict[str, Any], reason: str = "") -> Cohort:
+def cohort_update(
+    *,
+    key: str,
+    actor: Actor,
+    changes: dict[str, Any],
+    expected_version: int | None = None,
+    base_version: int | None = None,
+    reason: str = "",
+) -> Cohort:
+    """Applies `changes` all or nothing; a stale `expected_version` (If-Match) or `base_version`
+    (the edit's starting version) raises under the row lock and writes nothing."""
     with transaction.atomic():
         cohort = _locked_cohort(key)
+        check_version(
+            label=f"Cohort {key!r}",
+            current=cohort.version,
+            expected=expected_version,
+            base=base_version,
+        )
         before = cohort_state(cohort)
         _apply_cohort_fields(cohort, changes)
         cohort.version += 1

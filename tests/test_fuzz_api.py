@@ -37,8 +37,8 @@ list plus one status; see `st explain ST202`). Each one, and why (ALLOWANCES bel
   Prometheus one its query), POST /metrics/ (label names: letters, digits and _),
   POST /plans/{id}/freeze-windows/ (ends after it starts), GET /metrics/{name}/series/ (the step
   fits the window, at most 500 points).
-- 412 on PATCH /flags/{key}/ and PATCH /plans/{id}/: an `If-Match` that is well formed but not
-  the current version (the fuzzer cannot know it) is refused, as issue 3 demands.
+- 412 on PATCH /flags/{key}/, /cohorts/{key}/ and /plans/{id}/: an `If-Match` that is well
+  formed but not the current version (the fuzzer cannot know it) is refused, as issue 3 demands.
 - 400 on POST /ofrep/v1/evaluate/flags/{key}, in both documents: whether a context without the
   attribute a flag buckets on is enough depends on that flag (TARGETING_KEY_MISSING at 0 < % <
   100); OFREP answers such a flag with 400.
@@ -85,7 +85,7 @@ ALLOWANCES: dict[str, tuple[str, ...]] = {
     "PATCH /api/v1/flags/{key}/": ("400", "412"),  # existing cohorts; not killed and forced on
     "PATCH /api/v1/plans/{id}/": ("412",),  # If-Match names a version other than the current
     "POST /api/v1/cohorts/": ("400",),  # a rule's first value suits its operator; key free
-    "PATCH /api/v1/cohorts/{key}/": ("400",),  # same
+    "PATCH /api/v1/cohorts/{key}/": ("400", "412"),  # same; a random If-Match is stale
     "POST /api/v1/feedback/": ("400",),  # the flag exists
     "PATCH /api/v1/feedback/{id}/": ("400",),  # assignee, original exist; change something
     "POST /api/v1/feedback/bulk/": ("400",),  # the assignee exists; action needs its field

@@ -105,6 +105,52 @@ def test_flag_patch__version_not_a_positive_integer__400_naming_version(
     assert (flag.description, flag.version) == ("", 1)
 
 
+# Cohorts, one edit after the other ---------------------------------------------------------------
+
+COHORT = "/api/v1/cohorts/beta/"
+
+
+@pytest.fixture
+def cohort(db: None) -> object:
+    return flag_services.cohort_create(key="beta", name="Beta", actor=SYSTEM)
+
+
+@pytest.mark.django_db
+def test_cohort_patch__second_edit_from_same_version__409_nothing_changed(
+    admin_api: APIClient, cohort: object
+) -> None:
+    first = admin_api.patch(COHORT, {"name": "Beta testers", "version": 1}, format="json")
+    assert first.status_code == 200, first.json()
+    assert (first.json()["version"], first["ETag"]) == (2, '"2"')
+    audited = _audit_rows("cohort.update")
+    second = admin_api.patch(COHORT, {"name": "Early birds", "version": 1}, format="json")
+    assert second.status_code == 409, second.json()
+    assert second.json()["error"]["code"] == "version_conflict"
+    assert "version" in second.json()["error"]["fields"]
+    assert admin_api.get(COHORT).json()["name"] == "Beta testers"
+    assert _audit_rows("cohort.update") == audited
+
+
+@pytest.mark.django_db
+def test_cohort_patch__stale_if_match__412_nothing_changed(
+    admin_api: APIClient, cohort: object
+) -> None:
+    admin_api.patch(COHORT, {"opt_in": True}, format="json")
+    response = admin_api.patch(COHORT, {"opt_in": False}, format="json", HTTP_IF_MATCH='"1"')
+    assert response.status_code == 412
+    assert response.json()["error"]["code"] == "version_mismatch"
+    assert admin_api.get(COHORT).json()["opt_in"] is True
+
+
+@pytest.mark.django_db
+def test_cohort_create__version_in_body__400_naming_version(admin_api: APIClient) -> None:
+    response = admin_api.post(
+        "/api/v1/cohorts/", {"key": "new", "name": "New", "version": 3}, format="json"
+    )
+    assert response.status_code == 400
+    assert "version" in response.json()["error"]["fields"]
+
+
 # Plans, one edit after the other -----------------------------------------------------------------
 
 
