@@ -11,16 +11,21 @@ from rest_framework.exceptions import ValidationError
 from rest_framework.request import Request
 
 TRUE, FALSE = frozenset({"true", "1"}), frozenset({"false", "0"})
+_NOT_A_BOOLEAN = "Must be true or false (or 1 or 0)."
+
+
+def _boolean(value: str) -> bool | None:
+    """True or False for the spellings we accept, None for anything else."""
+    return True if value in TRUE else False if value in FALSE else None
 
 
 def parse_bool(value: str | None, *, field: str, default: bool = False) -> bool:
     if value is None:
         return default
-    if value in TRUE:
-        return True
-    if value in FALSE:
-        return False
-    raise ValidationError({field: ["Must be true or false (or 1 or 0)."]})
+    parsed = _boolean(value)
+    if parsed is None:
+        raise ValidationError({field: [_NOT_A_BOOLEAN]})
+    return parsed
 
 
 class StrictBooleanField(forms.Field):
@@ -30,11 +35,10 @@ class StrictBooleanField(forms.Field):
     def to_python(self, value: Any) -> bool | None:
         if value is None:
             return None
-        if value in TRUE:
-            return True
-        if value in FALSE:
-            return False
-        raise forms.ValidationError("Must be true or false (or 1 or 0).", code="invalid")
+        parsed = _boolean(value)
+        if parsed is None:
+            raise forms.ValidationError(_NOT_A_BOOLEAN, code="invalid")
+        return parsed
 
 
 class StrictChoiceField(forms.ChoiceField):

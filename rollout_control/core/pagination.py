@@ -10,23 +10,30 @@ from rest_framework.request import Request
 MAX_PAGE_SIZE = 500
 
 
+_PAGE = ("page", {"type": "integer", "minimum": 1}, "Page number, from 1.")
+_PAGE_SIZE = (
+    "page_size",
+    {"type": "integer", "minimum": 1, "maximum": MAX_PAGE_SIZE},
+    f"Items per page, 1 to {MAX_PAGE_SIZE}.",
+)
+
+
 def _positive(request: Request, name: str, maximum: int | None = None) -> int | None:
     raw = request.query_params.get(name)
     if raw is None:
         return None
-    limit = f" from 1 to {maximum}" if maximum else " of at least 1"
-    if not raw.isascii() or not raw.isdigit() or int(raw) < 1:
+    number = int(raw) if raw.isascii() and raw.isdigit() else 0
+    if number < 1 or (maximum is not None and number > maximum):
+        limit = f" from 1 to {maximum}" if maximum else " of at least 1"
         raise ValidationError({name: [f"Must be a whole number{limit}."]})
-    if maximum is not None and int(raw) > maximum:
-        raise ValidationError({name: [f"Must be a whole number{limit}."]})
-    return int(raw)
+    return number
 
 
 class Pagination(PageNumberPagination):
     """DRF's, but a bad `page` or `page_size` is a 400 naming it rather than quietly the first
     page or the default size; a page past the end stays a 404."""
 
-    page_size_query_param = "page_size"
+    page_size_query_param = _PAGE_SIZE[0]
     max_page_size = MAX_PAGE_SIZE
 
     def get_page_size(self, request: Request) -> int:
@@ -43,29 +50,12 @@ class Pagination(PageNumberPagination):
 
     def get_schema_operation_parameters(self, view: Any) -> list[dict[str, Any]]:
         return [
-            {
-                "name": self.page_query_param,
-                "required": False,
-                "in": "query",
-                "description": "Page number, from 1.",
-                "schema": {"type": "integer", "minimum": 1},
-            },
-            {
-                "name": self.page_size_query_param,
-                "required": False,
-                "in": "query",
-                "description": f"Items per page, 1 to {MAX_PAGE_SIZE}.",
-                "schema": {"type": "integer", "minimum": 1, "maximum": MAX_PAGE_SIZE},
-            },
+            {"name": name, "required": False, "in": "query", "description": text, "schema": schema}
+            for name, schema, text in (_PAGE, _PAGE_SIZE)
         ]
 
 
 # For views that paginate by hand (drf-spectacular only sees pagination on generic views).
 PAGE_PARAMETERS = [
-    OpenApiParameter("page", {"type": "integer", "minimum": 1}, description="Page number, from 1."),
-    OpenApiParameter(
-        "page_size",
-        {"type": "integer", "minimum": 1, "maximum": MAX_PAGE_SIZE},
-        description=f"Items per page, 1 to {MAX_PAGE_SIZE}.",
-    ),
+    OpenApiParameter(name, schema, description=text) for name, schema, text in (_PAGE, _PAGE_SIZE)
 ]
