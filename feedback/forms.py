@@ -78,7 +78,10 @@ class FeedbackCreateForm(forms.Form):
 
     type = forms.ChoiceField(label="Type", choices=FeedbackType.choices)
     text = forms.CharField(
-        label="What happened", max_length=MAX_TEXT, widget=forms.Textarea(attrs={"rows": 6})
+        label="What happened",
+        max_length=MAX_TEXT,
+        strip=False,  # stored as typed: indented steps and pasted logs keep their shape
+        widget=forms.Textarea(attrs={"rows": 6}),
     )
     rating = forms.TypedChoiceField(
         label="Rating (optional)",
@@ -112,7 +115,10 @@ class AssignForm(forms.Form):
 
 class CommentForm(forms.Form):
     text = forms.CharField(
-        label="Internal comment", max_length=MAX_TEXT, widget=forms.Textarea(attrs={"rows": 3})
+        label="Internal comment",
+        max_length=MAX_TEXT,
+        strip=False,
+        widget=forms.Textarea(attrs={"rows": 3}),
     )
 
 

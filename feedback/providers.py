@@ -7,7 +7,10 @@ Filters: `flag` (flag key), `plan` and `phase` (names, as recorded with each ite
   start is ignored. "Open at the end" uses `closed_at`, so a past window counts the items that
   were still open then (with their current priority). A count: zero items is a valid answer,
   never insufficient data.
-- `feedback_satisfaction`: mean rating of the rated items filed in the window.
+- `feedback_satisfaction`: mean of each rater's latest rating among the items filed in the
+  window. A rater is the item's unit, else its organisation, else whoever submitted it (a client
+  token sending no unit is one rater), so a flood from one unit counts once. It has data from
+  SATISFACTION_MIN_UNITS raters (5 by default) or the definition's `min_samples`, the larger.
 - `feedback_items_per_day`: items filed in the window, per day of window.
 - `feedback_answered_in_time`: of the items filed in the window whose outcome is known at its end
   (answered, or past their deadline unanswered), the share first answered (triaged, commented)
@@ -20,7 +23,9 @@ insufficient data; a mean or a share of nothing is insufficient even with `min_s
 from collections.abc import Callable, Mapping
 from datetime import datetime
 
-from django.db.models import Avg, Count, F, Q, QuerySet
+from django.conf import settings
+from django.db.models import Avg, Case, CharField, Count, F, Q, QuerySet, Value, When, Window
+from django.db.models.functions import Concat, RowNumber
 
 from feedback.models import FeedbackItem, FeedbackPriority
 from monitoring.models import MetricDefinition
@@ -51,17 +56,36 @@ def open_critical(
     return MetricResult(value=float(count), samples=count, status=OK)
 
 
+# Who gave a rating: the unit, else the organisation, else the submitter (token or user).
+RATER = Case(
+    When(~Q(unit=""), then=Concat(Value("unit:"), "unit")),
+    When(~Q(org=""), then=Concat(Value("org:"), "org")),
+    default=Concat(Value("by:"), "submitted_by"),
+    output_field=CharField(),
+)
+
+
 def satisfaction(
     queryset: QuerySet, definition: MetricDefinition, start: datetime, end: datetime
 ) -> MetricResult:
-    row = _filed_in(queryset, start, end).filter(rating__isnull=False)
-    row = row.aggregate(n=Count("id"), mean=Avg("rating"))
-    count = row["n"] or 0
-    if count < max(definition.min_samples, 1):  # a mean of nothing is no answer
-        return MetricResult.insufficient(
-            count, f"{count} rated items (need {definition.min_samples})"
+    latest = (
+        _filed_in(queryset, start, end)
+        .filter(rating__isnull=False)
+        .annotate(
+            rank=Window(
+                RowNumber(),
+                partition_by=[RATER],
+                order_by=[F("created_at").desc(), F("id").desc()],
+            )
         )
-    return MetricResult(value=float(row["mean"]), samples=count, status=OK)
+        .filter(rank=1)
+    )
+    row = latest.aggregate(n=Count("id"), mean=Avg("rating"))
+    raters = row["n"] or 0
+    needed = max(definition.min_samples, settings.SATISFACTION_MIN_UNITS, 1)
+    if raters < needed:  # a mean of nothing, or of a handful of raters, is no answer
+        return MetricResult.insufficient(raters, f"{raters} raters (need {needed})")
+    return MetricResult(value=float(row["mean"]), samples=raters, status=OK)
 
 
 def items_per_day(

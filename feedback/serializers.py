@@ -14,6 +14,7 @@ from feedback.models import (
 from feedback.services.triage import BULK_STATUSES
 from flags.models import KEY_PATTERN
 from rollout_control.core.serializers import JsonObjectField, StrictFieldsMixin, whole
+from rollout_control.core.validators import single_line
 
 
 class FeedbackCreateInput(StrictFieldsMixin, serializers.Serializer):
@@ -33,12 +34,20 @@ class FeedbackCreateInput(StrictFieldsMixin, serializers.Serializer):
         required=False,
         allow_blank=True,
         default="",
+        validators=[single_line],
         help_text="The reporting unit: the targeting key the app evaluates flags with.",
     )
     org = serializers.CharField(
-        max_length=200, required=False, allow_blank=True, default="", help_text="Organisation id."
+        max_length=200,
+        required=False,
+        allow_blank=True,
+        default="",
+        validators=[single_line],
+        help_text="Organisation id.",
     )
-    app_version = serializers.CharField(max_length=50, required=False, allow_blank=True, default="")
+    app_version = serializers.CharField(
+        max_length=50, required=False, allow_blank=True, default="", validators=[single_line]
+    )
     metadata = JsonObjectField(
         required=False, default=dict, help_text="Anything the app adds (no NUL character)."
     )
@@ -159,7 +168,11 @@ class FeedbackUpdateInput(StrictFieldsMixin, serializers.Serializer):
     status = serializers.ChoiceField(choices=FeedbackStatus.choices, required=False)
     priority = serializers.ChoiceField(choices=FeedbackPriority.choices, required=False)
     assignee = serializers.CharField(
-        max_length=150, required=False, allow_null=True, help_text="Username; null unassigns."
+        max_length=150,
+        required=False,
+        allow_null=True,
+        validators=[single_line],
+        help_text="Username; null unassigns.",
     )
     duplicate_of = serializers.IntegerField(
         min_value=1, required=False, help_text="The original, with status duplicate."
@@ -190,7 +203,9 @@ class FeedbackBulkInput(StrictFieldsMixin, serializers.Serializer):
         child=serializers.IntegerField(min_value=1), min_length=1, max_length=500
     )
     action = serializers.ChoiceField(choices=["assign", "status"])
-    assignee = serializers.CharField(max_length=150, required=False, allow_null=True)
+    assignee = serializers.CharField(
+        max_length=150, required=False, allow_null=True, validators=[single_line]
+    )
     status = serializers.ChoiceField(
         choices=[(s.value, s.label) for s in BULK_STATUSES],
         required=False,

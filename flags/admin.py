@@ -8,7 +8,7 @@ from django import forms
 from django.contrib import admin, messages
 from django.core.exceptions import ValidationError
 from django.db.models import QuerySet
-from django.http import HttpRequest, HttpResponse
+from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.template.response import TemplateResponse
 from django.utils.html import format_html, format_html_join
 
@@ -84,10 +84,25 @@ class FlagAdminForm(forms.ModelForm):
         help_text="One per line.",
     )
     reason = forms.CharField(required=False, help_text="Recorded in the audit log.")
+    base_version = forms.IntegerField(required=False, widget=forms.HiddenInput)
 
     class Meta:
         model = Flag
         fields = ["name", "description", "owner", "stickiness", "salt", "tier"]
+
+    # Form field -> the flag_update changes it stands for. Only what the person changed is sent,
+    # so a field they did not touch cannot put back a value someone else changed meanwhile.
+    CHANGES = {
+        "description": ("description",),
+        "owner": ("owner",),
+        "stickiness": ("stickiness",),
+        "salt": ("salt",),
+        "tier": ("tier",),
+        "rollout_percentage": ("rollout_percentage",),
+        "state": ("kill_switch", "forced_on"),
+        "cohort_rules_text": ("cohort_rules",),
+        "excluded_units_text": ("excluded_units",),
+    }
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -102,6 +117,19 @@ class FlagAdminForm(forms.ModelForm):
                 for rule in flag.cohort_rules.select_related("cohort")
             )
             self.initial["excluded_units_text"] = "\n".join(flag.excluded_units)
+            self.initial["base_version"] = flag.version
+
+    def clean(self) -> dict[str, Any]:
+        data = super().clean()
+        flag = self.instance
+        if flag.pk:
+            current = Flag.objects.filter(pk=flag.pk).values_list("version", flat=True).first()
+            if data.get("base_version") != current:
+                raise ValidationError(
+                    f"This flag changed since you opened it (version {data.get('base_version')},"
+                    f" now {current}). Reload the page and apply your edit again."
+                )
+        return data
 
     def clean_cohort_rules_text(self) -> list[services.CohortRuleInput]:
         rules = _parse_rules(self.cleaned_data["cohort_rules_text"])
@@ -114,6 +142,13 @@ class FlagAdminForm(forms.ModelForm):
         return rules
 
     def changes(self) -> dict[str, Any]:
+        everything = self._all_changes()
+        if not self.instance.pk:
+            return everything
+        wanted = {key for name in self.changed_data for key in self.CHANGES.get(name, ())}
+        return {key: value for key, value in everything.items() if key in wanted}
+
+    def _all_changes(self) -> dict[str, Any]:
         data = self.cleaned_data
         return {
             "description": data["description"],
@@ -155,7 +190,7 @@ class FlagAdmin(admin.ModelAdmin):
     readonly_fields = ["version", "audit_history"]
     actions = ["kill_switch", "release_kill_switch", "archive"]
     fieldsets = [
-        (None, {"fields": ["name", "description", "owner", "tier", "version"]}),
+        (None, {"fields": ["name", "description", "owner", "tier", "version", "base_version"]}),
         (
             "Rollout",
             {
@@ -191,11 +226,28 @@ class FlagAdmin(admin.ModelAdmin):
         actor, reason = Actor.for_user(request.user), form.cleaned_data["reason"]
         if change:
             saved = services.flag_update(
-                key=obj.name, actor=actor, changes=form.changes(), reason=reason
+                key=obj.name,
+                actor=actor,
+                changes=form.changes(),
+                reason=reason,
+                base_version=form.cleaned_data["base_version"],
             )
         else:
             saved = services.flag_create(key=obj.name, actor=actor, reason=reason, **form.changes())
         obj.pk = saved.pk
+
+    def changeform_view(
+        self,
+        request: HttpRequest,
+        object_id: str | None = None,
+        form_url: str = "",
+        extra_context: dict[str, Any] | None = None,
+    ) -> HttpResponse:
+        try:
+            return super().changeform_view(request, object_id, form_url, extra_context)
+        except DomainError as exc:  # lost a race after the form's own check: nothing was saved
+            self.message_user(request, exc.message, messages.ERROR)
+            return HttpResponseRedirect(request.path)
 
     def delete_model(self, request: HttpRequest, obj: Flag) -> None:
         services.flag_archive(

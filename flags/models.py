@@ -30,6 +30,11 @@ class Flag(AbstractUserFlag):
     excluded_units = models.JSONField(default=list, blank=True)
     archived = models.BooleanField(default=False)
     version = models.PositiveIntegerField(default=1, help_text="Bumped on every change (If-Match).")
+    kill_switch_source = models.CharField(
+        max_length=20,
+        blank=True,
+        help_text="Who last turned the kill switch on: manual, plan (a rollback) or degradation.",
+    )
 
     class Meta(AbstractUserFlag.Meta):
         constraints = [

@@ -18,9 +18,10 @@ from django.http import HttpRequest, HttpResponse
 from django.views.decorators.csrf import csrf_exempt
 
 from flags import metrics
-from flags.evaluation import ErrorCode, Evaluation, evaluate_all
-from flags.selectors import evaluate_flag, flag_snapshot, snapshot_age_seconds
+from flags.evaluation import ErrorCode, Evaluation
+from flags.selectors import evaluate_flag, evaluate_flags, flag_snapshot, snapshot_age_seconds
 from rollout_control.core.authentication import raw_token_from
+from rollout_control.core.parsers import InvalidText, loads
 from rollout_control.core.ratelimit import TokenBucket, retry_after_header
 from rollout_control.core.tokens import TokenSnap, token_lookup
 
@@ -55,6 +56,9 @@ def _authorize(request: HttpRequest) -> TokenSnap:
         raise _Refusal(
             _json({"errorDetails": details}, 401, WWW_Authenticate='Bearer realm="ofrep"')
         )
+    if token.is_ingest:
+        details = "An ingest token may only push metric samples; evaluate with a client token."
+        raise _Refusal(_json({"errorDetails": details}, 403))
     wait = _limiter.take(token.pk)
     if wait:
         metrics.rate_limited_total.inc()
@@ -66,14 +70,50 @@ def _authorize(request: HttpRequest) -> TokenSnap:
     return token
 
 
-def _context(request: HttpRequest) -> tuple[dict[str, Any] | None, str | None, str | None]:
+def _read_capped(stream: Any, cap: int) -> bytes:
+    parts: list[bytes] = []
+    size = 0
+    while size < cap:
+        chunk = stream.read(cap - size)
+        if not chunk:
+            break
+        parts.append(chunk)
+        size += len(chunk)
+    return b"".join(parts)
+
+
+def _body(request: HttpRequest) -> bytes:
+    """The body, refused (413) past OFREP_MAX_BODY_BYTES before it is read: by its
+    Content-Length, or, sent chunked, after reading one byte more than the limit."""
+    limit = settings.OFREP_MAX_BODY_BYTES
+    length = request.META.get("CONTENT_LENGTH")
+    chunked = "chunked" in request.META.get("HTTP_TRANSFER_ENCODING", "").lower()
+    if not length and chunked and "wsgi.input" in request.META:
+        # Django reads no body without a Content-Length (it would look empty); read the chunks.
+        raw = _read_capped(request.META["wsgi.input"], limit + 1)
+        too_large = len(raw) > limit
+    else:
+        try:
+            too_large = int(length or 0) > limit
+        except ValueError:
+            too_large = False
+        raw = b"" if too_large else request.body
+    if too_large:
+        details = f"Request bodies are limited to {limit} bytes (OFREP_MAX_BODY_BYTES)."
+        raise _Refusal(_json({"errorCode": "GENERAL", "errorDetails": details}, 413))
+    return raw
+
+
+def _context(raw: bytes) -> tuple[dict[str, Any] | None, str | None, str | None]:
     """(context, error code, error details) from the body `{"context": {...}}`."""
-    raw = request.body
     if not raw.strip():
         return {}, None, None
     try:
-        body = json.loads(raw)
-    except (ValueError, UnicodeDecodeError) as exc:
+        body = loads(raw, allow_nan=True)
+    except InvalidText as exc:
+        # Not text (a lone surrogate): it could not be hashed, stored or even echoed back.
+        return None, ErrorCode.INVALID_CONTEXT, str(exc)
+    except ValueError as exc:  # not JSON, not UTF-8, or nested too deep
         return None, ErrorCode.PARSE_ERROR, f"Body is not valid JSON: {exc}"
     if not isinstance(body, dict):
         return None, ErrorCode.PARSE_ERROR, "Body must be a JSON object with a 'context' object."
@@ -150,9 +190,10 @@ def _unavailable_as_503(view: Callable[..., HttpResponse]) -> Callable[..., Http
 def evaluate_one(request: HttpRequest, key: str) -> HttpResponse:
     try:
         _authorize(request)
+        raw = _body(request)
     except _Refusal as refusal:
         return refusal.response
-    context, code, details = _context(request)
+    context, code, details = _context(raw)
     if context is None:
         return _json(_failure(key, code, details), 400)
     evaluation = evaluate_flag(key=key, context=context)
@@ -188,9 +229,10 @@ def _matches(if_none_match: str, etag: str) -> bool:
 def evaluate_bulk(request: HttpRequest) -> HttpResponse:
     try:
         _authorize(request)
+        raw = _body(request)
     except _Refusal as refusal:
         return refusal.response
-    context, code, details = _context(request)
+    context, code, details = _context(raw)
     if context is None:
         return _json({"errorCode": code, "errorDetails": details}, 400)
     snapshot = flag_snapshot()
@@ -199,7 +241,8 @@ def evaluate_bulk(request: HttpRequest) -> HttpResponse:
         response = HttpResponse(status=304)
         response["ETag"] = etag
         return response
-    return _json_text(_bulk_body(evaluate_all(snapshot, context)), ETag=etag)
+    evaluations = evaluate_flags(context=context, snapshot=snapshot)
+    return _json_text(_bulk_body(evaluations), ETag=etag)
 
 
 def _bulk_body(evaluations: list[Evaluation]) -> str:

@@ -94,8 +94,8 @@ def _common() -> dict[str, Any]:
     retry = {"Retry-After": {"description": "Seconds to wait.", "schema": {"type": "integer"}}}
     return {
         "401": _json("OfrepGeneralError", "Missing, unknown, expired or revoked token"),
-        # BodySizeLimitMiddleware answers before the view, in the API's error shape.
-        "413": _json("Error", "The body is larger than MAX_REQUEST_BYTES"),
+        # Refused from its Content-Length, or after OFREP_MAX_BODY_BYTES of a chunked body.
+        "413": _json("OfrepBulkFailure", "The body is larger than OFREP_MAX_BODY_BYTES (64 KiB)"),
         "429": {**_json("OfrepGeneralError", "Rate limit reached"), "headers": retry},
         "503": {
             **_json("OfrepGeneralError", "No flag configuration loaded yet (database down)"),

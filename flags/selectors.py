@@ -1,8 +1,9 @@
 from django.db.models import Count, Prefetch, Q, QuerySet
 from django.http import HttpRequest
 
-from flags.evaluation import Evaluation, Snapshot, evaluate, evaluate_all
+from flags.evaluation import ErrorCode, Evaluation, Reason, Snapshot, evaluate, evaluate_all
 from flags.models import Cohort, CohortMember, Flag, FlagCohortRule
+from rollout_control.core.parsers import is_text
 from rollout_control.core.snapshots import store
 
 
@@ -14,12 +15,41 @@ def snapshot_age_seconds() -> float:
     return round(store.age(), 1)
 
 
+def unhashable_attribute(context: object) -> str | None:
+    """The first top-level attribute (what evaluation reads) whose text has no UTF-8 form, a
+    lone surrogate: mmh3 5.3.1 crashes the process (SIGSEGV) hashing such a str. Contexts from
+    clients are refused where they are parsed (rollout_control.core.parsers); this keeps any
+    other caller from handing one to the evaluator. O(1) per ASCII value."""
+    if not isinstance(context, dict):
+        return None
+    for name, value in context.items():
+        if type(value) is str and not is_text(value):
+            return name if is_text(name) else "(attribute)"
+    return None
+
+
+def _unhashable(evaluation: Evaluation, attribute: str) -> Evaluation:
+    if evaluation.error_code == ErrorCode.FLAG_NOT_FOUND:
+        return evaluation
+    details = f"context attribute {attribute!r} must be valid Unicode text (a lone surrogate)"
+    return Evaluation(
+        evaluation.key, False, "off", Reason.ERROR, ErrorCode.INVALID_CONTEXT, details, {}
+    )
+
+
 def evaluate_flag(*, key: str, context: object) -> Evaluation:
+    attribute = unhashable_attribute(context)
+    if attribute is not None:
+        return _unhashable(evaluate(flag_snapshot(), key, {}), attribute)
     return evaluate(flag_snapshot(), key, context)
 
 
-def evaluate_flags(*, context: object) -> list[Evaluation]:
-    return evaluate_all(flag_snapshot(), context)
+def evaluate_flags(*, context: object, snapshot: Snapshot | None = None) -> list[Evaluation]:
+    snapshot = snapshot or flag_snapshot()
+    attribute = unhashable_attribute(context)
+    if attribute is not None:
+        return [_unhashable(e, attribute) for e in evaluate_all(snapshot, {})]
+    return evaluate_all(snapshot, context)
 
 
 def evaluate_for_request(*, key: str, request: HttpRequest) -> Evaluation:

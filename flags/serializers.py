@@ -8,6 +8,7 @@ from flags.models import KEY_PATTERN, Flag
 from flags.services import CohortRuleInput
 from rollout_control.core.conditional import VERSION_HELP
 from rollout_control.core.serializers import NO_NUL, StrictFieldsMixin, whole
+from rollout_control.core.validators import CONTROL_CHARACTERS, SINGLE_LINE_PATTERN, single_line
 
 ATTRIBUTE_PATTERN = r"^[A-Za-z_][A-Za-z0-9_.-]{0,99}$"
 KEY_HELP = "Use 1-100 letters, digits, '-', '_' or '.', starting with a letter or digit."
@@ -27,7 +28,7 @@ class PercentageField(serializers.DecimalField):
 @extend_schema_field(
     {
         "oneOf": [
-            {"type": "string", "minLength": 1, "maxLength": 200, "pattern": NO_NUL},
+            {"type": "string", "minLength": 1, "maxLength": 200, "pattern": SINGLE_LINE_PATTERN},
             {"type": "integer"},
         ]
     }
@@ -36,8 +37,8 @@ class UnitField(serializers.Field):
     """A unit id: a non-empty string or an integer, stored as a string."""
 
     default_error_messages = {
-        "invalid": "Must be a non-empty string (no NUL character) or an integer (at most 200 "
-        "characters)."
+        "invalid": "Must be a non-empty string (no control character) or an integer (at most "
+        "200 characters)."
     }
 
     def to_internal_value(self, data: Any) -> str:
@@ -46,7 +47,7 @@ class UnitField(serializers.Field):
             or not isinstance(data, str | int)
             or not str(data)
             or len(str(data)) > 200
-            or "\x00" in str(data)
+            or CONTROL_CHARACTERS.search(str(data))
         ):
             self.fail("invalid")
         return str(data)
@@ -68,7 +69,9 @@ class FlagFieldsInput(StrictFieldsMixin, serializers.Serializer):
     """The settable fields of a flag, shared by create and change."""
 
     description = serializers.CharField(required=False, allow_blank=True, max_length=10_000)
-    owner = serializers.CharField(required=False, allow_blank=True, max_length=150)
+    owner = serializers.CharField(
+        required=False, allow_blank=True, max_length=150, validators=[single_line]
+    )
     rollout_percentage = PercentageField(required=False)
     stickiness = serializers.RegexField(whole(ATTRIBUTE_PATTERN), required=False)
     salt = serializers.CharField(required=False, allow_blank=True, max_length=100)
@@ -139,7 +142,7 @@ class ScalarField(serializers.Field):
 
 
 class ConditionSerializer(StrictFieldsMixin, serializers.Serializer):
-    attribute = serializers.CharField(max_length=100)
+    attribute = serializers.CharField(max_length=100, validators=[single_line])
     operator = serializers.ChoiceField(choices=sorted(OPERATORS))
     values = serializers.ListField(
         child=ScalarField(),
@@ -151,7 +154,7 @@ class ConditionSerializer(StrictFieldsMixin, serializers.Serializer):
 
 
 class CohortChangeInput(StrictFieldsMixin, serializers.Serializer):
-    name = serializers.CharField(required=False, max_length=200)
+    name = serializers.CharField(required=False, max_length=200, validators=[single_line])
     description = serializers.CharField(required=False, allow_blank=True, max_length=10_000)
     match_attribute = serializers.RegexField(whole(ATTRIBUTE_PATTERN), required=False)
     rules = ConditionSerializer(many=True, required=False)

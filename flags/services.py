@@ -23,7 +23,8 @@ from flags.exceptions import (
     InvalidFlagChange,
     OptInClosed,
 )
-from flags.models import Cohort, CohortMember, Flag, FlagCohortRule
+from flags.exposure import Exposure, exposure_of
+from flags.models import MAX_BASIS_POINTS, Cohort, CohortMember, Flag, FlagCohortRule
 from rollout_control.core.actors import Actor
 from rollout_control.core.services import audit_record, check_version, config_version_bump
 
@@ -96,7 +97,10 @@ def flag_state(flag: Flag) -> dict[str, Any]:
     }
 
 
-def _locked_flag(key: str) -> Flag:
+def flag_lock(key: str) -> Flag:
+    """The flag's row, locked until the caller's transaction ends. Callers that decide from the
+    flag's current state (a ramp step, a rollback) lock it first, so a person's change is either
+    wholly before their read or wholly after their write."""
     flag = Flag.objects.select_for_update().filter(name=key).first()
     if flag is None:
         raise FlagNotFound(f"No flag with key {key!r}.", field="key")
@@ -202,7 +206,7 @@ def flag_update(
     VersionConflict (HTTP 409) for `base_version` (the version the edit started from). Both are
     compared under the row lock, so of two edits from one version exactly one wins."""
     with transaction.atomic():
-        flag = _locked_flag(key)
+        flag = flag_lock(key)
         if flag.archived:
             raise FlagNotFound(f"Flag {key!r} is archived.", field="key")
         check_version(
@@ -212,9 +216,14 @@ def flag_update(
             base=base_version,
         )
         before = flag_state(flag)
+        was_killed = flag.everyone is False
         rules = _apply_flag_fields(flag, changes)
         if rules is not None:
             _replace_rules(flag, rules)
+        if flag.everyone is False and (not was_killed or changes.get("kill_switch") is True):
+            flag.kill_switch_source = source  # whoever says "off" last owns the kill switch
+        elif flag.everyone is not False:
+            flag.kill_switch_source = ""
         flag.version += 1
         flag.modified = timezone.now()
         flag.save()
@@ -223,31 +232,159 @@ def flag_update(
         )
 
 
-def flag_set_percentage(
-    *, key: str, percentage: Decimal, actor: Actor, reason: str = "", source: str = "manual"
+def flag_set_rule_percentage(
+    *,
+    key: str,
+    cohort: str | None,
+    basis_points: int,
+    actor: Actor,
+    reason: str = "",
+    source: str = "manual",
+    base_version: int | None = None,
+    add_missing: bool = False,
 ) -> Flag:
-    return flag_update(
+    """Sets one percentage, the default (`cohort=None`) or one cohort rule's, and nothing else,
+    under the row lock. A cohort without a rule raises unless `add_missing` (a plan's ramp adds
+    its cohort's rule last, so the rules before it keep deciding first)."""
+    if not 0 <= basis_points <= MAX_BASIS_POINTS:
+        raise InvalidFlagChange("Must be a number from 0 to 100.", field="percentage")
+    with transaction.atomic():
+        flag = flag_lock(key)
+        if flag.archived:
+            raise FlagNotFound(f"Flag {key!r} is archived.", field="key")
+        check_version(label=f"Flag {key!r}", current=flag.version, expected=None, base=base_version)
+        before = flag_state(flag)
+        if cohort is None:
+            flag.basis_points = basis_points
+        else:
+            rule = flag.cohort_rules.filter(cohort__key=cohort).first()
+            if rule is not None:
+                rule.basis_points = basis_points
+                rule.save(update_fields=["basis_points"])
+            elif add_missing:
+                _add_rule(flag, cohort, basis_points)
+            else:
+                raise InvalidFlagChange(f"{key} has no rule for cohort {cohort!r}.", field="rule")
+        flag.version += 1
+        flag.modified = timezone.now()
+        flag.save(update_fields=["basis_points", "version", "modified"])
+        return _finish(
+            flag, actor=actor, action="flag.update", before=before, reason=reason, source=source
+        )
+
+
+def _add_rule(flag: Flag, cohort_key: str, basis_points: int) -> None:
+    cohort = Cohort.objects.filter(key=cohort_key).first()
+    if cohort is None:
+        raise InvalidFlagChange(f"Unknown cohort {cohort_key!r}.", field="cohort")
+    last = flag.cohort_rules.order_by("-position").values_list("position", flat=True).first()
+    FlagCohortRule.objects.create(
+        flag=flag,
+        cohort=cohort,
+        position=0 if last is None else last + 1,
+        basis_points=basis_points,
+    )
+
+
+def flag_lower(
+    *,
+    key: str,
+    to: Callable[[Exposure], Exposure],
+    actor: Actor,
+    reason: str,
+    source: str,
+) -> tuple[dict[str, Any], dict[str, Any]] | None:
+    """Applies `to(current exposure)` under the row lock, where it takes exposure away only
+    (flags.exposure): percentages down, kill switch and exclusions on, forced-on off. Returns
+    (before, after), or None when there was nothing to take away (nothing is written)."""
+    with transaction.atomic():
+        flag = flag_lock(key)
+        before = flag_state(flag)
+        current = exposure_of(before)
+        wanted = to(current)
+        _check_lowers(current, wanted)
+        if wanted == current:
+            return None
+        flag.basis_points = wanted.basis_points
+        if wanted.killed and not current.killed:
+            flag.everyone, flag.kill_switch_source = False, source
+        elif current.forced_on and not wanted.forced_on:
+            flag.everyone = None
+        flag.excluded_units = sorted(wanted.excluded)
+        for (cohort, points), (_, now_points) in zip(wanted.rules, current.rules, strict=True):
+            if points != now_points:
+                flag.cohort_rules.filter(cohort__key=cohort).update(basis_points=points)
+        flag.version += 1
+        flag.modified = timezone.now()
+        flag.save(
+            update_fields=[
+                "basis_points", "everyone", "kill_switch_source", "excluded_units", "version",
+                "modified",
+            ]
+        )  # fmt: skip
+        _finish(flag, actor=actor, action="flag.lower", before=before, reason=reason, source=source)
+        return before, flag_state(flag)
+
+
+def _check_lowers(current: Exposure, wanted: Exposure) -> None:
+    """The invariant flag_lower promises, checked rather than trusted."""
+    same_rules = [cohort for cohort, _ in current.rules] == [cohort for cohort, _ in wanted.rules]
+    lower = (
+        same_rules
+        and wanted.basis_points <= current.basis_points
+        and all(w <= c for (_, w), (_, c) in zip(wanted.rules, current.rules, strict=True))
+        and (wanted.killed or not current.killed)
+        and (current.forced_on or not wanted.forced_on)
+        and wanted.excluded >= current.excluded
+    )
+    if not lower:
+        raise InvalidFlagChange("A lowering change may only take exposure away.", field="key")
+
+
+def flag_set_percentage(
+    *,
+    key: str,
+    percentage: Decimal,
+    actor: Actor,
+    reason: str = "",
+    source: str = "manual",
+    base_version: int | None = None,
+) -> Flag:
+    return flag_set_rule_percentage(
         key=key,
+        cohort=None,
+        basis_points=to_basis_points(percentage, field="percentage"),
         actor=actor,
-        changes={"rollout_percentage": percentage},
         reason=reason,
         source=source,
+        base_version=base_version,
     )
 
 
 def flag_set_kill_switch(
-    *, key: str, killed: bool, actor: Actor, reason: str, source: str = "manual"
+    *,
+    key: str,
+    killed: bool,
+    actor: Actor,
+    reason: str,
+    source: str = "manual",
+    base_version: int | None = None,
 ) -> Flag:
     if not reason.strip():
         raise InvalidFlagChange("Say why the kill switch changes.", field="reason")
     return flag_update(
-        key=key, actor=actor, changes={"kill_switch": killed}, reason=reason, source=source
+        key=key,
+        actor=actor,
+        changes={"kill_switch": killed},
+        reason=reason,
+        source=source,
+        base_version=base_version,
     )
 
 
 def flag_archive(*, key: str, actor: Actor, reason: str = "") -> Flag:
     with transaction.atomic():
-        flag = _locked_flag(key)
+        flag = flag_lock(key)
         if flag.archived:
             return flag
         before = flag_state(flag)

@@ -20,7 +20,13 @@ from monitoring.serializers import (
 )
 from monitoring.windows import WINDOW_PATTERN, format_window, parse_window
 from rollout_control.core.actors import Actor
-from rollout_control.core.permissions import IsClient, IsReleaseManager, IsSupportStaff
+from rollout_control.core.parsers import JSONParser
+from rollout_control.core.permissions import (
+    CanPushMetrics,
+    IsClient,
+    IsReleaseManager,
+    IsSupportStaff,
+)
 from rollout_control.core.serializers import NO_NUL
 
 RESERVED_PARAMS = {"window", "step", "format"}
@@ -53,9 +59,19 @@ def _window(name: str, default: str, example: str) -> OpenApiParameter:
     )
 
 
+class SampleJSONParser(JSONParser):
+    """Reads NaN and Infinity too, so that ingestion refuses them naming the item
+    (`samples[3].value`) like any other out-of-range value; the strict parser's 400 names none."""
+
+    strict = False
+
+
 class MetricsView(APIView):
+    parser_classes = [SampleJSONParser]
+
     def get_permissions(self) -> list[Any]:
-        return [IsSupportStaff()] if self.request.method == "GET" else [IsClient()]
+        # Samples drive pauses and rollbacks: client tokens (public) may not push them.
+        return [IsSupportStaff()] if self.request.method == "GET" else [CanPushMetrics()]
 
     @extend_schema(
         responses={200: MetricDefinitionSerializer(many=True)}, summary="List metric definitions"

@@ -78,14 +78,23 @@ class MetricRollup(models.Model):
 
 
 class UsageEvent(models.Model):
-    """A unit doing something with a flag's feature: `exposure`, `use`, or a custom action."""
+    """A unit doing something with a flag's feature: `exposure`, `use`, or a custom action.
+
+    Stored once per unit, flag, action and UTC day (the first one; repeats are accepted and
+    dropped), so a flood of events from a public client token cannot inflate adoption."""
 
     unit = models.CharField(max_length=200)
     flag = models.CharField(max_length=100)
     action = models.CharField(max_length=50)
     occurred_at = models.DateTimeField()
+    day = models.DateField(help_text="The UTC date of occurred_at: the dedupe key's day.")
 
     class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["flag", "action", "unit", "day"], name="event_once_per_unit_day"
+            )
+        ]
         indexes = [
             models.Index(
                 fields=["flag", "action", "occurred_at"], name="event_flag_action_time_idx"

@@ -18,7 +18,9 @@ from typing import Protocol
 
 from django.conf import settings
 from django.db import connection
-from django.db.models import Aggregate, Count, FloatField, QuerySet, Sum
+from django.db.models import Aggregate, Count, F, FloatField, QuerySet, Sum, Value
+from django.db.models.expressions import Combinable
+from django.db.models.functions import Cast, Greatest, Least
 
 from monitoring.models import MetricDefinition, MetricRollup, MetricSample, UsageEvent
 from monitoring.windows import format_window
@@ -74,8 +76,22 @@ class PercentileCont(Aggregate):
     template = "%(function)s(%(fraction)s) WITHIN GROUP (ORDER BY %(expressions)s)"
     output_field = FloatField()
 
-    def __init__(self, expression: str, fraction: float) -> None:
+    def __init__(self, expression: str | Combinable, fraction: float) -> None:
         super().__init__(expression, fraction=float(fraction))
+
+
+def clamped(expression: str | Combinable, scale: str | None = None) -> Combinable:
+    """The value limited to ±METRICS_MAX_ABS_VALUE (times the `scale` column, for rollup
+    totals), in SQL. Ingestion refuses larger values, but a row written another way (1e308 by
+    hand, NaN or Infinity in PostgreSQL) must not make SUM or AVG overflow ("value out of range")
+    and take every guardrail and page that reads the metric down with it."""
+    value = F(expression) if isinstance(expression, str) else expression
+    limit = float(settings.METRICS_MAX_ABS_VALUE)
+    low: Combinable = Value(-limit)
+    high: Combinable = Value(limit)
+    if scale is not None:
+        low, high = Cast(scale, FloatField()) * low, Cast(scale, FloatField()) * high
+    return Least(Greatest(value, low), high, output_field=FloatField())
 
 
 def percentile(values: list[float], fraction: float) -> float:
@@ -114,14 +130,18 @@ class SampleProvider:
     def _count_sum(
         self, metric: str, start: datetime, end: datetime, filters: Mapping[str, str]
     ) -> tuple[int, float]:
-        raw = self._raw(metric, start, end, filters).aggregate(n=Count("id"), total=Sum("value"))
+        raw = self._raw(metric, start, end, filters).aggregate(
+            n=Count("id"), total=Sum(clamped("value"))
+        )
         count, total = raw["n"] or 0, raw["total"] or 0.0
         cutoff = end - timedelta(days=settings.METRICS_RAW_RETENTION_DAYS)
         if start < cutoff and set(filters) <= set(LABEL_COLUMNS) - {"unit"}:
             rolled = MetricRollup.objects.filter(
                 metric=metric, bucket_start__gte=start, bucket_start__lt=cutoff
             )
-            rolled = rolled.filter(**filters).aggregate(n=Sum("count"), total=Sum("total"))
+            rolled = rolled.filter(**filters).aggregate(
+                n=Sum("count"), total=Sum(clamped("total", scale="count"))
+            )
             count += rolled["n"] or 0
             total += rolled["total"] or 0.0
         return count, total
@@ -178,10 +198,10 @@ class SampleProvider:
         fraction = _FRACTIONS[definition.aggregation]
         raw = self._raw(definition.metric, start, end, filters)
         if connection.vendor == "postgresql":
-            row = raw.aggregate(n=Count("id"), p=PercentileCont("value", fraction))
+            row = raw.aggregate(n=Count("id"), p=PercentileCont(clamped("value"), fraction))
             count, value = row["n"], row["p"]
         else:
-            values = list(raw.values_list("value", flat=True))
+            values = list(raw.annotate(v=clamped("value")).values_list("v", flat=True))
             count, value = len(values), (percentile(values, fraction) if values else None)
         if count < definition.min_samples:
             return MetricResult.insufficient(

@@ -1,3 +1,4 @@
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -5,6 +6,7 @@ from datetime import datetime, timedelta
 from django.utils import timezone
 
 from monitoring.exceptions import InvalidQuery, UnknownMetric
+from monitoring.heartbeats import watches
 from monitoring.models import Heartbeat, MetricDefinition
 from monitoring.providers import MetricResult, provider_for
 from rollout_control.schedule import HEARTBEAT_INTERVAL_SECONDS
@@ -17,20 +19,38 @@ class ComponentStatus:
     component: str
     last_seen_at: datetime | None
     stalled: bool
+    label: str = ""
+    idle: bool = False  # not seen lately, but nothing needs it now (no alert)
 
 
 def scheduler_status(*, now: datetime | None = None) -> list[ComponentStatus]:
-    """Beat and worker, each stalled when not seen for more than two heartbeat intervals."""
+    """Beat and worker, each stalled when not seen for more than two heartbeat intervals; then
+    the registered components (monitoring.heartbeats), stalled only while needed."""
     now = now or timezone.now()
     seen = dict(Heartbeat.objects.values_list("component", "last_seen_at"))
-    return [
+    statuses = [
         ComponentStatus(
             component=component,
             last_seen_at=seen.get(component),
             stalled=seen.get(component) is None or now - seen[component] > STALL_AFTER,
+            label=label,
         )
-        for component in Heartbeat.Component.values
+        for component, label in Heartbeat.Component.choices
     ]
+    for component, watch in watches().items():
+        last = seen.get(component)
+        late = last is None or now - last > watch.stall_after()
+        needed = late and watch.needed()  # the query only when it could matter
+        statuses.append(
+            ComponentStatus(
+                component=component,
+                last_seen_at=last,
+                stalled=needed,
+                label=watch.label,
+                idle=late and not needed,
+            )
+        )
+    return statuses
 
 
 MAX_SERIES_POINTS = 500
@@ -79,7 +99,13 @@ def _evaluate(
     if provider is None:
         detail = f"no provider {definition.source!r}"
         return MetricResult(value=None, samples=0, status="error", detail=detail)
-    return provider.evaluate(definition, start=end - window, end=end, filters=filters)
+    result = provider.evaluate(definition, start=end - window, end=end, filters=filters)
+    if result.value is not None and not math.isfinite(result.value):
+        # JSON, the reviews' JSONB and comparisons cannot carry it (a provider summing huge
+        # values, Prometheus answering +Inf): the metric cannot be computed.
+        detail = f"the value is not a finite number ({result.value})"
+        return MetricResult(value=None, samples=result.samples, status="error", detail=detail)
+    return result
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,5 +1,6 @@
 from typing import Any
 
+from django.conf import settings
 from django.core.validators import MaxLengthValidator
 from drf_spectacular.utils import PolymorphicProxySerializer, extend_schema_field
 from rest_framework import serializers
@@ -8,6 +9,7 @@ from monitoring.models import MetricDefinition
 from monitoring.providers import provider_names
 from monitoring.services import MAX_LABELS, NAME
 from rollout_control.core.serializers import StrictFieldsMixin, whole
+from rollout_control.core.validators import single_line
 
 _TIMESTAMP = {
     "oneOf": [
@@ -35,7 +37,11 @@ class TextOrIntegerField(serializers.Field):
 
 class SampleInput(StrictFieldsMixin, serializers.Serializer):
     metric = serializers.RegexField(whole(NAME.pattern), max_length=100)
-    value = serializers.FloatField()
+    value = serializers.FloatField(
+        min_value=-settings.METRICS_MAX_ABS_VALUE,
+        max_value=settings.METRICS_MAX_ABS_VALUE,
+        help_text="A finite number within ±METRICS_MAX_ABS_VALUE (10^12 by default).",
+    )
     timestamp = TimestampField(required=False)
     labels = serializers.DictField(
         child=TextOrIntegerField(),
@@ -140,14 +146,20 @@ class MetricDefinitionInput(StrictFieldsMixin, serializers.Serializer):
         choices=[], required=False, default="samples", help_text="A registered provider."
     )
     aggregation = serializers.ChoiceField(choices=MetricDefinition.Aggregation.choices)
-    metric = serializers.CharField(max_length=100, required=False, allow_blank=True)
-    denominator = serializers.CharField(max_length=100, required=False, allow_blank=True)
+    metric = serializers.CharField(
+        max_length=100, required=False, allow_blank=True, validators=[single_line]
+    )
+    denominator = serializers.CharField(
+        max_length=100, required=False, allow_blank=True, validators=[single_line]
+    )
     query = serializers.CharField(required=False, allow_blank=True, max_length=5_000)
     filter_labels = serializers.ListField(
         child=serializers.RegexField(whole(r"^[A-Za-z_][A-Za-z0-9_]{0,49}$")), required=False
     )
     min_samples = serializers.IntegerField(min_value=0, max_value=1_000_000, required=False)
-    unit = serializers.CharField(max_length=20, required=False, allow_blank=True)
+    unit = serializers.CharField(
+        max_length=20, required=False, allow_blank=True, validators=[single_line]
+    )
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)

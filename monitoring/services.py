@@ -20,7 +20,7 @@ from django.utils import timezone
 from monitoring import metrics
 from monitoring.exceptions import InvalidBatch
 from monitoring.models import Heartbeat, MetricRollup, MetricSample, UsageEvent
-from monitoring.providers import LABEL_COLUMNS
+from monitoring.providers import LABEL_COLUMNS, clamped
 
 MAX_FUTURE = timedelta(minutes=5)
 MAX_LABELS = 20
@@ -132,6 +132,16 @@ _COLUMN_LABELS = frozenset(LABEL_COLUMNS)  # valid label names: no need to match
 _NO_LABEL = ("",) * len(LABEL_COLUMNS)
 
 
+def _bounded(value: Any) -> bool:
+    """A finite number within ±METRICS_MAX_ABS_VALUE. Compared before any float conversion: a
+    400-digit JSON integer would overflow float(), and 1e308 sums overflow PostgreSQL's SUM."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return False
+    if isinstance(value, float) and not math.isfinite(value):
+        return False
+    return abs(value) <= settings.METRICS_MAX_ABS_VALUE
+
+
 def _integer_label(value: Any) -> bool:
     return isinstance(value, int) and not isinstance(value, bool) and len(str(value)) <= 200
 
@@ -148,8 +158,9 @@ def _sample(
     if not isinstance(metric, str) or not NAME.fullmatch(metric):
         fail("metric", "Must be a metric name: letters, digits, _ . : - (at most 100).")
         ok = False
-    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
-        fail("value", "Must be a finite number.")
+    if not _bounded(value):
+        bound = settings.METRICS_MAX_ABS_VALUE
+        fail("value", f"Must be a finite number from -{bound:g} to {bound:g}.")
         ok = False
     moment = _timestamp(item.get("timestamp"), window)
     if isinstance(moment, str):
@@ -223,7 +234,10 @@ def _event(
     if isinstance(moment, str):
         fail("timestamp", moment)
         ok = False
-    return UsageEvent(unit=unit, flag=flag, action=action, occurred_at=moment) if ok else None
+    if not ok:
+        return None
+    day = moment.astimezone(UTC).date()
+    return UsageEvent(unit=unit, flag=flag, action=action, occurred_at=moment, day=day)
 
 
 def samples_ingest(*, items: Any) -> int:
@@ -237,10 +251,13 @@ def samples_ingest(*, items: Any) -> int:
 
 
 def events_ingest(*, items: Any) -> int:
+    """Accepts a batch of usage events, or none of them. An event already stored for the same
+    unit, flag, action and UTC day is accepted and dropped: the database's unique key decides,
+    so concurrent floods count once too."""
     _check_batch(items, "events")
     rows = _validate(items, "events", _event)
     with transaction.atomic():
-        UsageEvent.objects.bulk_create(rows, batch_size=2_000)
+        UsageEvent.objects.bulk_create(rows, batch_size=2_000, ignore_conflicts=True)
     metrics.ingested_total.labels("events").inc(len(rows))
     return len(rows)
 
@@ -257,7 +274,12 @@ def samples_compact(*, now: datetime | None = None) -> dict[str, int]:
         groups = (
             old.annotate(bucket=TruncHour("recorded_at"))
             .values("metric", "bucket", *LABEL_COLUMNS[:-1])
-            .annotate(n=Count("id"), total=Sum("value"), low=Min("value"), high=Max("value"))
+            .annotate(
+                n=Count("id"),
+                total=Sum(clamped("value")),
+                low=Min(clamped("value")),
+                high=Max(clamped("value")),
+            )
         )
         rolled = 0
         for group in groups:

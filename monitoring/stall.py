@@ -1,4 +1,5 @@
-"""Alerts when beat or the worker stops ticking, once, and once more when it recovers.
+"""Alerts when beat or the worker stops ticking, once, and once more when it recovers; the same
+for the components other apps register (monitoring.heartbeats: the guardrail checks).
 
 Checked from the web processes (the snapshot poller thread, at most every 30 s), because a dead
 beat or worker cannot report on itself; sent directly rather than through Celery for the same
@@ -33,6 +34,8 @@ def scheduler_stall_check() -> list[str]:
         state = "stalled" if status.stalled else "recovered"
         subject = f"[scheduler] {status.component} {state}"
         text = f"{status.component} last ran at {status.last_seen_at:%Y-%m-%d %H:%M:%S} UTC."
+        if status.idle:  # it did not come back: what needed it is gone
+            text += f" Nothing needs {status.label or status.component} now."
         notify(
             event=f"scheduler.{state}",
             subject=subject,

@@ -45,7 +45,12 @@ from rollout_control.core.exceptions import DomainError
 from rollout_control.core.roles import RELEASE_MANAGER, SUPPORT, user_has_role
 
 COMPARATORS = dict(GateCriterion.Comparator.choices)
-VERDICTS = {"pass": "Pass", "fail": "Fail", "insufficient_data": "Insufficient data"}
+VERDICTS = {
+    "pass": "Pass",
+    "fail": "Fail",
+    "insufficient_data": "Insufficient data",
+    "error": "Error (cannot be computed)",
+}
 
 
 def _manager(request: HttpRequest) -> bool:
@@ -654,6 +659,7 @@ class GuardrailAdmin(_ReadOnly, admin.ModelAdmin):
         "last_verdict",
         "consecutive_failures",
         "last_checked_at",
+        "last_error",
     ]
     list_filter = ["action", "last_verdict"]
     list_select_related = ["plan"]
@@ -661,7 +667,7 @@ class GuardrailAdmin(_ReadOnly, admin.ModelAdmin):
 
 @admin.register(GuardrailCheck)
 class GuardrailCheckAdmin(_ReadOnly, admin.ModelAdmin):
-    list_display = ["guardrail", "minute", "value", "samples", "verdict", "acted"]
+    list_display = ["guardrail", "minute", "value", "samples", "verdict", "detail", "acted"]
     list_filter = ["verdict", "acted"]
     list_select_related = ["guardrail__plan"]
 

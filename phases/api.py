@@ -31,6 +31,7 @@ from phases.serializers import (
     ReviewOutput,
     RollbackInput,
     SignOffInput,
+    SignOffOutput,
 )
 from rollout_control.core.actors import Actor
 from rollout_control.core.conditional import IF_MATCH_PARAMETER, if_match_version
@@ -185,17 +186,21 @@ class SignOffView(APIView):
     permission_classes = [IsSupportStaff]
 
     @extend_schema(
-        request=SignOffInput, responses={201: None}, summary="Sign off the active phase's gate"
+        request=SignOffInput,
+        responses={201: SignOffOutput},
+        summary="Sign off the active phase's gate",
     )
     def post(self, request: Request, pk: int) -> Response:
         data = SignOffInput(data=request.data)
         data.is_valid(raise_exception=True)
         phase = _active_phase(_plan(pk))
-        signoff = services.sign_off(phase=phase, user=_person(request), **data.validated_data)
-        return Response(
-            {"phase": phase.pk, "user": signoff.user.get_username(), "role": signoff.role},
-            status=201,
+        signoff = services.sign_off(
+            phase=phase,
+            user=_person(request),
+            actor=Actor.from_request(request),
+            **data.validated_data,
         )
+        return Response(SignOffOutput(signoff).data, status=201)
 
 
 class DecideView(_PlanAction):
@@ -212,6 +217,7 @@ class DecideView(_PlanAction):
             user=_person(request),
             comment=values["comment"],
             override_reason=values["override_reason"],
+            actor=Actor.from_request(request),
         )
         return Response(DecisionOutput(decision).data)
 
@@ -230,6 +236,7 @@ class RollbackView(_PlanAction):
             trigger="manual",
             actor=Actor.from_request(request),
             reason=data.validated_data["reason"],
+            mode=data.validated_data["rollback_to"],
         )
         return Response(IncidentOutput(incident).data)
 

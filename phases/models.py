@@ -31,6 +31,14 @@ class PlanTemplate(models.Model):
         return self.name
 
 
+class RollbackTo(models.TextChoices):
+    """What a rollback goes back to: the last verified safe point (capped by the current state),
+    or off (the kill switch on for every flag of the plan)."""
+
+    SAFE_POINT = "safe_point", "The last verified safe point"
+    OFF = "off", "Off (kill switch on)"
+
+
 class RolloutPlan(models.Model):
     class Status(models.TextChoices):
         DRAFT = "draft"
@@ -50,6 +58,9 @@ class RolloutPlan(models.Model):
     )
     allowed_weekdays = models.JSONField(default=list, help_text="0 = Monday … 6 = Sunday.")
     held_reason = models.TextField(blank=True, help_text="Set by guardrails: ramps hold while set.")
+    rollback_to = models.CharField(
+        max_length=20, choices=RollbackTo.choices, default=RollbackTo.SAFE_POINT
+    )
     created_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL
     )
@@ -320,6 +331,15 @@ class SignOff(models.Model):
     user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
     role = models.CharField(max_length=50)
     comment = models.TextField(blank=True)
+    token = models.ForeignKey(
+        "core.ApiToken",
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+        help_text="The API token the sign-off was made with, if any.",
+    )
+    token_name = models.CharField(max_length=100, blank=True)
     created_at = models.DateTimeField(default=_now)
 
     class Meta:
@@ -364,6 +384,15 @@ class Decision(models.Model):
     user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
     comment = models.TextField(blank=True)
     override_reason = models.TextField(blank=True)
+    token = models.ForeignKey(
+        "core.ApiToken",
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+        help_text="The API token the decision was made with, if any.",
+    )
+    token_name = models.CharField(max_length=100, blank=True)
     created_at = models.DateTimeField(default=_now)
 
     class Meta:
@@ -374,17 +403,34 @@ class Decision(models.Model):
 
 
 class Checkpoint(models.Model):
-    """The plan's flag configuration when all its guardrails last passed (rollback target)."""
+    """A configuration of the plan's flags that a rollback may go back to.
+
+    `baseline`: the flags just before a phase began (for the first phase, before the plan).
+    `observed`: a configuration seen live with every guardrail passing; it becomes a verified
+    safe point (`verified_at`) once it has stayed live, every guardrail passing with data, for a
+    full guardrail window. Only the newest observed checkpoint is ever unverified."""
+
+    class Kind(models.TextChoices):
+        BASELINE = "baseline"
+        OBSERVED = "observed"
 
     plan = models.ForeignKey(RolloutPlan, on_delete=models.CASCADE, related_name="checkpoints")
+    phase = models.ForeignKey(
+        Phase, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    kind = models.CharField(max_length=10, choices=Kind.choices, default=Kind.OBSERVED)
     created_at = models.DateTimeField(default=_now)
     config = models.JSONField(help_text="{flag key: flag state}")
+    passing_since = models.DateTimeField(
+        null=True, blank=True, help_text="Every guardrail has passed with data since then."
+    )
+    verified_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         ordering = ["-created_at", "-id"]
 
     def __str__(self) -> str:
-        return f"{self.plan} checkpoint {self.created_at:%Y-%m-%d %H:%M}"
+        return f"{self.plan} {self.kind} checkpoint {self.created_at:%Y-%m-%d %H:%M}"
 
 
 class Incident(models.Model):
@@ -404,6 +450,9 @@ class Incident(models.Model):
     trigger = models.CharField(max_length=40, choices=Trigger.choices)
     reason = models.TextField(blank=True)
     observed = models.JSONField(default=dict, blank=True)
+    restored_to = models.JSONField(
+        default=dict, blank=True, help_text="What it went back to: safe point, baseline or off."
+    )
     steps = models.JSONField(default=list, blank=True)
     actor_label = models.CharField(max_length=150)
     created_at = models.DateTimeField(default=_now)
@@ -449,11 +498,22 @@ class Guardrail(models.Model):
     trigger = models.CharField(
         max_length=40, choices=Incident.Trigger.choices, blank=True, help_text="For rollbacks."
     )
+    rollback_to = models.CharField(
+        max_length=20,
+        choices=RollbackTo.choices,
+        blank=True,
+        help_text="Empty: the plan's choice (off for data corruption).",
+    )
     enabled = models.BooleanField(default=True)
     consecutive_failures = models.PositiveIntegerField(default=0)
     last_verdict = models.CharField(max_length=20, blank=True)
     last_value = models.FloatField(null=True, blank=True)
     last_checked_at = models.DateTimeField(null=True, blank=True)
+    last_error = models.TextField(
+        blank=True,
+        help_text="Why the latest check could not be computed (empty when it could). An error "
+        "leaves last_verdict, the latest decisive check, as it was.",
+    )
     acted_at = models.DateTimeField(
         null=True, blank=True, help_text="Set when it acted; cleared when it passes again."
     )
@@ -481,6 +541,7 @@ class GuardrailCheck(models.Model):
     value = models.FloatField(null=True, blank=True)
     samples = models.PositiveIntegerField(default=0)
     verdict = models.CharField(max_length=20)
+    detail = models.TextField(blank=True, help_text="Why: the error, or the data missing.")
     acted = models.CharField(max_length=20, blank=True)
 
     class Meta:

@@ -1,18 +1,20 @@
 """Reads for plans: lists, detail, and the preview of the next step and of a rollback."""
 
 import datetime as dt
+from dataclasses import replace
 from decimal import Decimal
 from typing import Any
 
-from django.db.models import Prefetch, QuerySet
+from django.db.models import Prefetch, Q, QuerySet
 from django.utils import timezone
 
-from flags.evaluation import evaluate
+from flags.evaluation import FlagRuleSnap, FlagSnap, Snapshot, evaluate, to_percentage
+from flags.exposure import Exposure
 from flags.models import CohortMember
 from flags.selectors import flag_snapshot
-from phases.models import Phase, PhaseTarget, RolloutPlan
+from phases.models import Guardrail, Phase, PhaseTarget, RolloutPlan
 from phases.services.flagops import flag_current_bp
-from phases.services.plans import local_now
+from phases.services.plans import LIVE_STATUSES, local_now
 from phases.services.ramps import skip_reason
 
 
@@ -77,65 +79,85 @@ def _admission_preview(phase: Phase) -> list[dict[str, Any]]:
     return rows
 
 
-def _rollback_losers(plan: RolloutPlan, phase: Phase | None) -> list[dict[str, Any]]:
-    """Known units (cohort members) that have a flag on now and would not after a rollback."""
-    from phases.services.rollback import plan_config
+KNOWN_UNITS_LIMIT = 20_000  # per flag: a preview is a person's question, not a batch job
 
-    checkpoint = plan.checkpoints.first()
+
+def _as_snap(flag: FlagSnap, exposure: Exposure) -> FlagSnap:
+    return replace(
+        flag,
+        everyone=False if exposure.killed else True if exposure.forced_on else None,
+        basis_points=exposure.basis_points,
+        rules=tuple(FlagRuleSnap(cohort, points) for cohort, points in exposure.rules),
+        excluded_units=exposure.excluded,
+    )
+
+
+def _describe(exposure: Exposure) -> dict[str, Any]:
+    return {
+        "kill_switch": exposure.killed,
+        "forced_on": exposure.forced_on,
+        "rollout_percentage": to_percentage(exposure.basis_points),
+        "cohort_rules": [
+            {"cohort": cohort, "percentage": to_percentage(points)}
+            for cohort, points in exposure.rules
+        ],
+        "excluded_units": len(exposure.excluded),
+    }
+
+
+def _known_units(cohort_keys: set[str]) -> dict[str, set[str]]:
+    """Cohort members and opt-ins of these cohorts, by the attribute they are matched on
+    (targetingKey: users; orgId: organisations; ...)."""
+    by_attribute: dict[str, set[str]] = {}
+    rows = CohortMember.objects.filter(cohort__key__in=cohort_keys).values_list(
+        "cohort__match_attribute", "unit"
+    )
+    for attribute, unit in rows[:KNOWN_UNITS_LIMIT]:
+        by_attribute.setdefault(attribute, set()).add(unit)
+    return by_attribute
+
+
+def rollback_effect(plan: RolloutPlan, *, mode: str | None = None) -> list[dict[str, Any]]:
+    """Per flag: before → after of a rollback now, and which known units and organisations
+    (cohort members and opt-ins) would lose the feature. Nothing is written."""
+    from phases.services.rollback import rollback_preview
+
     snapshot = flag_snapshot()
-    current = plan_config(plan)
     rows = []
-    for key, state in current.items():
-        restored = checkpoint.config.get(key) if checkpoint else None
-        cohorts = {rule["cohort"] for rule in state["cohort_rules"]}
-        units = set(
-            CohortMember.objects.filter(cohort__key__in=cohorts).values_list("unit", flat=True)[
-                :5_000
-            ]
-        )
-        losing = []
-        for unit in sorted(units):
-            context = {"targetingKey": unit, "orgId": unit}
-            if evaluate(snapshot, key, context).value and not _would_be_on(
-                restored, unit, key, snapshot
-            ):
-                losing.append(unit)
+    for row in rollback_preview(plan, mode=mode):
+        key, before, after = row["flag"], row["before"], row["after"]
+        flag = snapshot.flags.get(key)
+        losing: dict[str, list[str]] = {}
+        if flag is not None and before != after:
+            was = Snapshot(
+                flags={key: _as_snap(flag, before)}, cohorts=snapshot.cohorts, version=-1,
+                built_at=0.0,
+            )  # fmt: skip
+            will = Snapshot(
+                flags={key: _as_snap(flag, after)}, cohorts=snapshot.cohorts, version=-2,
+                built_at=0.0,
+            )  # fmt: skip
+            cohorts = {cohort for cohort, _ in before.rules}
+            for attribute, units in _known_units(cohorts).items():
+                for unit in sorted(units):
+                    context = {attribute: unit, flag.stickiness: unit}
+                    if evaluate(was, key, context).value and not evaluate(will, key, context).value:
+                        losing.setdefault(attribute, []).append(unit)
+        lost = sorted(unit for units in losing.values() for unit in units)
         rows.append(
             {
                 "flag": key,
-                "restores_to": "kill switch"
-                if restored is None
-                else f"{restored['rollout_percentage']} %",
-                "default_percentage_now": state["rollout_percentage"],
-                "known_units_losing": losing[:200],
-                "known_units_losing_count": len(losing),
+                "restores_to": row["point"].label,
+                "before": _describe(before),
+                "after": _describe(after),
+                "changes": before != after,
+                "known_units_losing": lost[:200],
+                "known_units_losing_count": len(lost),
+                "users_losing_count": len(losing.get("targetingKey", [])),
+                "organisations_losing_count": len(losing.get("orgId", [])),
             }
         )
     return rows
-
-
-def _would_be_on(state: dict[str, Any] | None, unit: str, key: str, snapshot: Any) -> bool:
-    if state is None or state["kill_switch"]:
-        return False
-    from dataclasses import replace
-
-    from flags.evaluation import FlagRuleSnap, Snapshot
-
-    flag = snapshot.flags[key]
-    restored = replace(
-        flag,
-        everyone=True if state["forced_on"] else None,
-        basis_points=int(Decimal(str(state["rollout_percentage"])) * 100),
-        rules=tuple(
-            FlagRuleSnap(r["cohort"], int(Decimal(str(r["percentage"])) * 100))
-            for r in state["cohort_rules"]
-        ),
-        excluded_units=frozenset(state["excluded_units"]),
-    )
-    alt = Snapshot(
-        flags={**snapshot.flags, key: restored}, cohorts=snapshot.cohorts, version=-1, built_at=0.0
-    )
-    return evaluate(alt, key, {"targetingKey": unit, "orgId": unit}).value
 
 
 def plan_preview(*, plan: RolloutPlan, now: dt.datetime | None = None) -> dict[str, Any]:
@@ -153,5 +175,12 @@ def plan_preview(*, plan: RolloutPlan, now: dt.datetime | None = None) -> dict[s
         if phase
         else [],
         "admissions": _admission_preview(phase) if phase else [],
-        "rollback": _rollback_losers(plan, phase),
+        "rollback": rollback_effect(plan),
     }
+
+
+def guardrail_checks_needed() -> bool:
+    """Whether a live plan has a guardrail in force (plan-wide, or on its active phase): only
+    then does a stop of the guardrail checks need an alert (monitoring.heartbeats)."""
+    in_force = Q(phase__isnull=True) | Q(phase__status=Phase.Status.ACTIVE)
+    return Guardrail.objects.filter(in_force, enabled=True, plan__status__in=LIVE_STATUSES).exists()

@@ -5,10 +5,20 @@ from rest_framework import serializers
 
 from flags.models import KEY_PATTERN
 from monitoring.windows import WINDOW_PATTERN
-from phases.models import Decision, GateReview, Guardrail, Incident, Phase, RolloutPlan
+from phases.models import (
+    Decision,
+    GateReview,
+    Guardrail,
+    Incident,
+    Phase,
+    RollbackTo,
+    RolloutPlan,
+    SignOff,
+)
 from phases.seed_templates import TEMPLATES
 from rollout_control.core.conditional import VERSION_HELP
 from rollout_control.core.serializers import JsonObjectField, StrictFieldsMixin, whole
+from rollout_control.core.validators import single_line
 
 # The IANA names this machine knows: the schema lists them, so a client can tell a typo from a
 # zone the server lacks.
@@ -23,14 +33,15 @@ def _key(**kwargs: Any) -> serializers.RegexField:
 class PlanCreateInput(StrictFieldsMixin, serializers.Serializer):
     # Templates are installed by migrations (phases.seed_templates) and read-only in the admin.
     template = serializers.ChoiceField(choices=sorted(TEMPLATES))
-    name = serializers.CharField(max_length=200)
+    name = serializers.CharField(max_length=200, validators=[single_line])
     flags = serializers.DictField(child=_key(), help_text="template slot → flag key")
     cohorts = serializers.DictField(
         child=_key(), required=False, default=dict, help_text="template slot → cohort key"
     )
     waiting_lists = serializers.DictField(
         child=serializers.ListField(
-            child=serializers.CharField(max_length=200), max_length=100_000
+            child=serializers.CharField(max_length=200, validators=[single_line]),
+            max_length=100_000,
         ),
         required=False,
         default=dict,
@@ -41,7 +52,7 @@ class PlanCreateInput(StrictFieldsMixin, serializers.Serializer):
 
 
 class PlanChangeInput(StrictFieldsMixin, serializers.Serializer):
-    name = serializers.CharField(max_length=200, required=False)
+    name = serializers.CharField(max_length=200, required=False, validators=[single_line])
     description = serializers.CharField(max_length=10_000, required=False, allow_blank=True)
     timezone = serializers.ChoiceField(choices=TIME_ZONES, required=False)
     step_hour = serializers.IntegerField(
@@ -56,6 +67,11 @@ class PlanChangeInput(StrictFieldsMixin, serializers.Serializer):
         max_length=7,
         required=False,
         help_text="Days ramps may step: 0 = Monday … 6 = Sunday.",
+    )
+    rollback_to = serializers.ChoiceField(
+        choices=RollbackTo.choices,
+        required=False,
+        help_text="What a rollback goes back to: the last verified safe point, or off.",
     )
     version = serializers.IntegerField(min_value=1, required=False, help_text=VERSION_HELP)
     reason = serializers.CharField(required=False, allow_blank=True, max_length=2_000, default="")
@@ -136,6 +152,7 @@ class PlanOutput(serializers.ModelSerializer):
             "timezone",
             "step_hour",
             "allowed_weekdays",
+            "rollback_to",
             "created_at",
             "activated_at",
             "ended_at",
@@ -180,6 +197,13 @@ class DecideInput(StrictFieldsMixin, serializers.Serializer):
 
 class RollbackInput(StrictFieldsMixin, serializers.Serializer):
     reason = serializers.CharField(max_length=2_000)
+    rollback_to = serializers.ChoiceField(
+        choices=RollbackTo.choices,
+        required=False,
+        allow_null=True,
+        default=None,
+        help_text="Default: the plan's choice. Either way nothing is turned on.",
+    )
 
 
 class ReviewOutput(serializers.ModelSerializer):
@@ -197,8 +221,24 @@ class ReviewOutput(serializers.ModelSerializer):
         ]
 
 
+class TokenRefOutput(serializers.Serializer):
+    """The API token an action was made with, as recorded then (the token may be gone since);
+    null when it was made in the dashboard or the admin."""
+
+    id = serializers.IntegerField(source="token_id", allow_null=True)
+    name = serializers.CharField(source="token_name")
+
+    def to_representation(self, instance: Any) -> Any:
+        return super().to_representation(instance) if instance.token_name else None
+
+
+def _token_ref() -> TokenRefOutput:
+    return TokenRefOutput(source="*", read_only=True, allow_null=True)
+
+
 class DecisionOutput(serializers.ModelSerializer):
     user = serializers.CharField(source="user.username")
+    token = _token_ref()
 
     class Meta:
         model = Decision
@@ -208,10 +248,20 @@ class DecisionOutput(serializers.ModelSerializer):
             "review",
             "kind",
             "user",
+            "token",
             "comment",
             "override_reason",
             "created_at",
         ]
+
+
+class SignOffOutput(serializers.ModelSerializer):
+    user = serializers.CharField(source="user.username")
+    token = _token_ref()
+
+    class Meta:
+        model = SignOff
+        fields = ["id", "phase", "user", "role", "token", "comment", "created_at"]
 
 
 class IncidentOutput(serializers.ModelSerializer):
@@ -224,6 +274,7 @@ class IncidentOutput(serializers.ModelSerializer):
             "trigger",
             "reason",
             "observed",
+            "restored_to",
             "steps",
             "actor_label",
             "created_at",
@@ -242,8 +293,8 @@ class PreviewOutput(serializers.Serializer):
 
 
 class GuardrailInput(StrictFieldsMixin, serializers.Serializer):
-    name = serializers.CharField(max_length=100)
-    metric = serializers.CharField(max_length=100)
+    name = serializers.CharField(max_length=100, validators=[single_line])
+    metric = serializers.CharField(max_length=100, validators=[single_line])
     comparator = serializers.ChoiceField(
         choices=["lt", "lte", "gt", "gte", "eq"],
         help_text="Fails when value <comparator> threshold",
@@ -253,9 +304,17 @@ class GuardrailInput(StrictFieldsMixin, serializers.Serializer):
     min_samples = serializers.IntegerField(min_value=0, max_value=MAX_COUNT, default=0)
     failures_to_act = serializers.IntegerField(min_value=1, max_value=MAX_COUNT, default=3)
     action = serializers.ChoiceField(choices=Guardrail.Action.choices)
-    trigger = serializers.CharField(max_length=40, required=False, allow_blank=True, default="")
+    trigger = serializers.CharField(
+        max_length=40, required=False, allow_blank=True, default="", validators=[single_line]
+    )
+    rollback_to = serializers.ChoiceField(
+        choices=[("", "the plan's choice"), *RollbackTo.choices],
+        required=False,
+        default="",
+        help_text="Rollback guardrails: empty uses the plan's choice (off for data corruption).",
+    )
     filters = JsonObjectField(
-        child=serializers.CharField(max_length=200),
+        child=serializers.CharField(max_length=200, validators=[single_line]),
         required=False,
         default=dict,
         help_text="Label → value (no NUL character).",
@@ -274,13 +333,18 @@ class GuardrailOutput(serializers.Serializer):
     failures_to_act = serializers.IntegerField()
     action = serializers.CharField()
     trigger = serializers.CharField()
+    rollback_to = serializers.CharField()
     filters = serializers.DictField()
     phase = serializers.IntegerField(source="phase_id", allow_null=True)
     enabled = serializers.BooleanField()
     consecutive_failures = serializers.IntegerField()
-    last_verdict = serializers.CharField()
+    last_verdict = serializers.CharField(help_text="The latest decisive check: pass or fail.")
     last_value = serializers.FloatField(allow_null=True)
     last_checked_at = serializers.DateTimeField(allow_null=True)
+    last_error = serializers.CharField(
+        help_text="Why the latest check could not be computed (its verdict was `error`); empty "
+        "when it could."
+    )
 
 
 class FreezeWindowInput(StrictFieldsMixin, serializers.Serializer):

@@ -3,7 +3,9 @@ from django.conf import settings
 from django.core.mail import send_mail
 from django.utils import timezone
 
+from monitoring.services import heartbeat_record
 from phases.services import admit_cohorts, advance_ramps
+from rollout_control.core.validators import one_line
 
 
 @shared_task(
@@ -15,7 +17,8 @@ from phases.services import admit_cohorts, advance_ramps
     ignore_result=True,
 )
 def send_email(*, subject: str, body: str, recipients: list[str]) -> None:
-    send_mail(subject, body, settings.DEFAULT_FROM_EMAIL, recipients)
+    # Kickoff subjects hold plan and phase names: one line, or BadHeaderError loses the message.
+    send_mail(one_line(subject), body, settings.DEFAULT_FROM_EMAIL, recipients)
 
 
 @shared_task(name="phases.tasks.advance_rollouts", ignore_result=True)
@@ -30,10 +33,19 @@ def admit_cohorts_task() -> dict[str, int]:
     return admit_cohorts(now=timezone.now())
 
 
+# The heartbeat a completed guardrail run records; without one for STALL_INTERVALS guardrail
+# intervals while a live plan has guardrails, the team is alerted (monitoring.stall).
+GUARDRAILS_HEARTBEAT = "guardrails"
+STALL_INTERVALS = 3
+
+
 @shared_task(name="phases.tasks.check_guardrails", ignore_result=True)
 def check_guardrails_task() -> dict[str, object]:
-    """Every minute: guardrails of live plans, then graceful degradation."""
+    """Every minute: guardrails of live plans, then graceful degradation. Only a run that
+    completes records the heartbeat, so a run that crashes every time counts as stopped."""
     from phases.services import check_guardrails, degradation_check
 
     now = timezone.now()
-    return check_guardrails(now=now) | {"degradation": degradation_check(now=now)}
+    result = check_guardrails(now=now) | {"degradation": degradation_check(now=now)}
+    heartbeat_record(component=GUARDRAILS_HEARTBEAT)
+    return result

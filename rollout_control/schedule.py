@@ -42,14 +42,21 @@ BEAT_SCHEDULE: dict[str, dict[str, object]] = {
 
 
 def install_periodic_tasks(app: Celery, schedule: dict[str, dict[str, object]]) -> list[str]:
-    """Creates the entries the database lacks and leaves existing (maybe edited) ones alone."""
+    """Creates the entries the database lacks and leaves existing (maybe edited) ones alone.
+    Each one created is audited, as an edit in the admin is."""
+    from django.db import transaction
     from django_celery_beat.models import PeriodicTask
     from django_celery_beat.schedulers import ModelEntry
+
+    from rollout_control.core.actors import Actor
+    from rollout_control.core.services import periodic_task_record
 
     existing = set(PeriodicTask.objects.filter(name__in=schedule).values_list("name", flat=True))
     created = []
     for name, entry in schedule.items():
         if name not in existing:
-            ModelEntry.from_entry(name, app=app, **entry)
+            with transaction.atomic():
+                task = ModelEntry.from_entry(name, app=app, **entry).model
+                periodic_task_record(task=task, actor=Actor.system("install_schedule"), before=None)
             created.append(name)
     return created

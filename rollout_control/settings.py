@@ -51,6 +51,16 @@ if not _database_url:
     VAR_DIR.mkdir(parents=True, exist_ok=True)
     _database_url = f"sqlite:///{VAR_DIR / 'dev.sqlite3'}"
 
+DATABASE_LOCK_TIMEOUT = env_int("DATABASE_LOCK_TIMEOUT", 5, minimum=0)
+DATABASE_STATEMENT_TIMEOUT = env_int("DATABASE_STATEMENT_TIMEOUT", 15, minimum=0)
+DATABASE_TASK_STATEMENT_TIMEOUT = env_int("DATABASE_TASK_STATEMENT_TIMEOUT", 300, minimum=0)
+
+
+def postgres_timeouts(lock_seconds: int, statement_seconds: int) -> str:
+    """libpq `options` setting PostgreSQL's lock and statement timeouts for every session."""
+    return f"-c lock_timeout={lock_seconds}s -c statement_timeout={statement_seconds}s"
+
+
 DATABASES = {"default": dj_database_url.parse(_database_url, conn_max_age=60)}
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     # Web, worker and beat share the file: WAL lets readers and one writer proceed together.
@@ -69,6 +79,11 @@ else:
         "keepalives_idle": 10,
         "keepalives_interval": 5,
         "keepalives_count": 3,
+        # A row lock held elsewhere or a runaway query: the request fails (503, Retry-After)
+        # in seconds instead of hanging until gunicorn kills the worker. 0 turns either off
+        # (e.g. DATABASE_STATEMENT_TIMEOUT=0 for a long migration); Celery workers use
+        # DATABASE_TASK_STATEMENT_TIMEOUT instead (rollout_control/celery.py).
+        "options": postgres_timeouts(DATABASE_LOCK_TIMEOUT, DATABASE_STATEMENT_TIMEOUT),
     }
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
@@ -120,6 +135,7 @@ INSTALLED_APPS = [
 MIDDLEWARE = [
     "rollout_control.core.middleware.RequestIdMiddleware",
     "rollout_control.core.middleware.BodySizeLimitMiddleware",
+    "rollout_control.core.middleware.NulCharacterMiddleware",
     "rollout_control.core.middleware.RequestMetricsMiddleware",
     "rollout_control.core.middleware.ApiSlashMiddleware",
     "rollout_control.core.middleware.RepeatedQueryParamMiddleware",
@@ -211,6 +227,10 @@ SECURE_REFERRER_POLICY = "same-origin"
 if env_bool("SECURE_PROXY_SSL_HEADER", False):
     SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
 DATA_UPLOAD_MAX_MEMORY_SIZE = env_int("MAX_REQUEST_BYTES", 10 * 1024 * 1024, minimum=1024)
+# OFREP bodies are a context, a few hundred bytes: a larger one is refused (413) unread.
+OFREP_MAX_BODY_BYTES = env_int("OFREP_MAX_BODY_BYTES", 64 * 1024, minimum=1024)
+if OFREP_MAX_BODY_BYTES > DATA_UPLOAD_MAX_MEMORY_SIZE:
+    raise ImproperlyConfigured("OFREP_MAX_BODY_BYTES must not exceed MAX_REQUEST_BYTES.")
 
 CORS_ALLOWED_ORIGINS = env_list("CORS_ALLOWED_ORIGINS", [])
 CORS_URLS_REGEX = r"^/(ofrep|api)/.*$"
@@ -233,7 +253,8 @@ REST_FRAMEWORK = {
     "DEFAULT_PERMISSION_CLASSES": ["rollout_control.core.permissions.IsReleaseManager"],
     # The API speaks JSON only: form encodings cannot carry its nested inputs (cohort rules,
     # slot maps) or tell a number from a string, so a form body is a 415, not a guess.
-    "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
+    # Ours refuses nesting deeper than 32 and lone surrogates (rollout_control/core/parsers.py).
+    "DEFAULT_PARSER_CLASSES": ["rollout_control.core.parsers.JSONParser"],
     "TEST_REQUEST_DEFAULT_FORMAT": "json",
     "DEFAULT_FILTER_BACKENDS": ["django_filters.rest_framework.DjangoFilterBackend"],
     "DEFAULT_PAGINATION_CLASS": "rollout_control.core.pagination.Pagination",
@@ -363,6 +384,9 @@ METRICS_RAW_RETENTION_DAYS = env_int("METRICS_RAW_RETENTION_DAYS", 7, minimum=7)
 METRICS_ROLLUP_RETENTION_DAYS = env_int("METRICS_ROLLUP_RETENTION_DAYS", 90, minimum=7)
 EVENTS_RETENTION_DAYS = env_int("EVENTS_RETENTION_DAYS", 90, minimum=7)
 METRICS_MAX_BATCH = env_int("METRICS_MAX_BATCH", 10_000, minimum=1)
+# Largest magnitude a metric sample may have (an integer: 10**12 by default). Larger, NaN or
+# infinite values are refused; window queries clamp stored values to it, so they cannot overflow.
+METRICS_MAX_ABS_VALUE = env_int("METRICS_MAX_ABS_VALUE", 10**12, minimum=1)
 
 # Who hears about rollouts: decisions, incidents and critical feedback go to the team; kickoff
 # messages to each phase's cohort contacts are signed with these details.
@@ -377,6 +401,8 @@ GUARDRAIL_INTERVAL_SECONDS = env_int("GUARDRAIL_INTERVAL_SECONDS", 60, minimum=1
 # Feedback intake: submissions per reporting unit, per web process (an hourly rate and a burst).
 FEEDBACK_RATE_PER_HOUR = env_int("FEEDBACK_RATE_PER_HOUR", 60, minimum=1)
 FEEDBACK_RATE_BURST = env_int("FEEDBACK_RATE_BURST", 10, minimum=1)
+# feedback_satisfaction has data from this many distinct rating units (each one's latest rating).
+SATISFACTION_MIN_UNITS = env_int("SATISFACTION_MIN_UNITS", 5, minimum=1)
 # One named enum per feedback choice set in the OpenAPI schema (several serializers share them).
 SPECTACULAR_SETTINGS["ENUM_NAME_OVERRIDES"] |= {
     "FeedbackStatusEnum": "feedback.models.FeedbackStatus",

@@ -34,6 +34,12 @@ def client_token(db: None) -> str:
 
 
 @pytest.fixture
+def ingest_token(db: None) -> str:
+    """A server-side reporter's token: the only non-admin token that may push metric samples."""
+    return api_token_create(name="reporter", scope="ingest", actor=Actor.system())[1]
+
+
+@pytest.fixture
 def admin_token(db: None, release_manager: object) -> str:
     return api_token_create(name="ops", scope="admin", user=release_manager, actor=Actor.system())[
         1
@@ -49,6 +55,13 @@ def api() -> APIClient:
 def client_api(client_token: str) -> APIClient:
     client = APIClient()
     client.credentials(HTTP_AUTHORIZATION=f"Bearer {client_token}")
+    return client
+
+
+@pytest.fixture
+def ingest_api(ingest_token: str) -> APIClient:
+    client = APIClient()
+    client.credentials(HTTP_AUTHORIZATION=f"Bearer {ingest_token}")
     return client
 
 

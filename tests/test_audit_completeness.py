@@ -48,6 +48,11 @@ AUDITED = {
     "auth_group_permissions",
     "core_apitoken",
     "core_webhookendpoint",
+    "django_celery_beat_periodictask",
+    "django_celery_beat_intervalschedule",
+    "django_celery_beat_crontabschedule",
+    "django_celery_beat_solarschedule",
+    "django_celery_beat_clockedschedule",
     "flags_flag",
     "flags_cohort",
     "flags_cohortmember",
@@ -67,7 +72,8 @@ AUDITED = {
     "phases_incident",
 }
 # Not changes anyone made: a login's time, token use, batched by the snapshot poller
-# (core/tokens.py), and a webhook endpoint's delivery status (core/notifications.py).
+# (core/tokens.py), and a webhook endpoint's delivery status (core/notifications.py). Beat's own
+# bookkeeping on periodic tasks (last run, run count) is not exercised here.
 EXEMPT = [
     re.compile(r'^UPDATE "auth_user" SET "last_login" = '),
     re.compile(r'^UPDATE "core_apitoken" SET "last_used_at" = '),
@@ -450,6 +456,89 @@ def test_admin_role_permissions_changed__one_row(
     assert set(entry.after["permissions"]) - set(entry.before["permissions"]) == {
         "flags.change_flag"
     }
+
+
+def test_admin_periodic_task_edit_disable_and_schedule__one_row_each(
+    admin_client_user: Client, watch: AuditWatch
+) -> None:
+    from django_celery_beat.models import IntervalSchedule, PeriodicTask
+
+    from rollout_control.celery import app
+    from rollout_control.schedule import BEAT_SCHEDULE, install_periodic_tasks
+
+    entries = _audited(watch, lambda: install_periodic_tasks(app, BEAT_SCHEDULE))
+    assert [e.action for e in entries] == ["periodic_task.create"] * len(BEAT_SCHEDULE)
+    assert {e.actor_type for e in entries} == {"system"}
+    task = PeriodicTask.objects.get(name="check guardrails")
+    inline = {"periodictask_set-TOTAL_FORMS": "0", "periodictask_set-INITIAL_FORMS": "0"}
+    entries = _audited(
+        watch,
+        lambda: admin_client_user.post(
+            reverse("admin:django_celery_beat_intervalschedule_add"),
+            {"every": "1", "period": "hours"} | inline,
+        ),
+    )
+    assert [e.action for e in entries] == ["schedule.create"]
+    hourly = IntervalSchedule.objects.get(every=1, period=IntervalSchedule.HOURS)
+    form = {
+        "name": task.name,
+        "regtask": task.task,
+        "task": task.task,
+        "interval": hourly.pk,  # and the enabled box left unticked: disabled
+        "args": "[]",
+        "kwargs": "{}",
+        "expire_seconds": "60",
+        "priority": "",
+        "headers": "{}",
+    }
+    change_url = reverse("admin:django_celery_beat_periodictask_change", args=[task.pk])
+    entries = _audited(watch, lambda: admin_client_user.post(change_url, form))
+    entry = _one_row_per_object(
+        entries,
+        action="periodic_task.update",
+        object_type="django_celery_beat.periodictask",
+        actor_type="user",
+    )
+    assert (entry.before["enabled"], entry.after["enabled"]) == (True, False)
+    assert (entry.before["interval"], entry.after["interval"]) == (
+        "every 60 seconds",
+        "every hour",
+    )
+    assert entry.after["task"] == "phases.tasks.check_guardrails"
+
+    changelist = reverse("admin:django_celery_beat_periodictask_changelist")
+    pks = list(PeriodicTask.objects.filter(enabled=True).values_list("pk", flat=True)[:2])
+    entries = _audited(
+        watch,
+        lambda: admin_client_user.post(
+            changelist, {"action": "disable_tasks", "_selected_action": pks}
+        ),
+    )
+    assert sorted((e.action, e.object_id) for e in entries) == sorted(
+        ("periodic_task.disable", str(pk)) for pk in pks
+    )
+    assert all(e.before["enabled"] and not e.after["enabled"] for e in entries)
+    entries = _audited(
+        watch,
+        lambda: admin_client_user.post(
+            changelist, {"action": "toggle_tasks", "_selected_action": [task.pk]}
+        ),
+    )
+    assert [(e.action, e.object_id) for e in entries] == [("periodic_task.enable", str(task.pk))]
+
+    interval_url = reverse("admin:django_celery_beat_intervalschedule_change", args=[hourly.pk])
+    entries = _audited(
+        watch,
+        lambda: admin_client_user.post(interval_url, {"every": "2", "period": "hours"} | inline),
+    )
+    entry = _one_row_per_object(
+        entries,
+        action="schedule.update",
+        object_type="django_celery_beat.intervalschedule",
+        actor_type="user",
+    )
+    assert (entry.before["schedule"], entry.after["schedule"]) == ("every hour", "every 2 hours")
+    assert entry.after["tasks"] == ["check guardrails"]
 
 
 # Celery task functions, run directly ------------------------------------------------------------

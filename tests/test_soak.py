@@ -112,8 +112,9 @@ class Load:
                 for _ in range(150)
             ]
             batch.append({"metric": "errors", "value": 0, "labels": {"flag": "soak-ramped"}})
+            # Pushed as automation: client tokens (public) may not push samples.
             self._call(
-                "samples", "POST", "/api/v1/metrics/", {"samples": batch}, self.client, (201,)
+                "samples", "POST", "/api/v1/metrics/", {"samples": batch}, self.admin, (201,)
             )
             time.sleep(0.2)
 

@@ -128,9 +128,10 @@ def json_field(value: Any, name: str) -> dict[str, Any]:
 
 
 def clean_text(text: Any, name: str = "text") -> str:
+    """Kept as sent, indentation and trailing lines included (steps to reproduce, pasted
+    logs): docs/api.md promises text is stored as sent. Blank (whitespace only) is refused."""
     if not isinstance(text, str) or not text.strip():
         raise InvalidFeedback("This field may not be blank.", field=name)
-    text = text.strip()
     if len(text) > MAX_TEXT:
         raise InvalidFeedback(f"At most {MAX_TEXT} characters.", field=name)
     return text

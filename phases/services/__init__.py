@@ -20,7 +20,13 @@ from phases.services.plans import (
     plan_state,
 )
 from phases.services.ramps import admit_cohorts, admit_one, advance_ramps, skip_reason, step_target
-from phases.services.rollback import checkpoint_take, plan_config, plan_restart_phase, plan_rollback
+from phases.services.rollback import (
+    plan_config,
+    plan_restart_phase,
+    plan_rollback,
+    rollback_preview,
+    safe_point_observe,
+)
 
 __all__ = [
     "admit_cohorts",
@@ -29,7 +35,6 @@ __all__ = [
     "check_guardrails",
     "check_one",
     "checklist_tick",
-    "checkpoint_take",
     "decide",
     "degradation_check",
     "evaluate_gate",
@@ -51,6 +56,8 @@ __all__ = [
     "plan_set_held",
     "plan_state",
     "plan_update",
+    "rollback_preview",
+    "safe_point_observe",
     "sign_off",
     "skip_reason",
     "step_target",

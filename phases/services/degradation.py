@@ -4,12 +4,14 @@ below 0.7 for ten minutes, every flag comes back exactly as it was. Insufficient
 nothing."""
 
 import datetime as dt
+import logging
 from typing import Any
 
 from django.db import transaction
 
+from flags.exposure import switched_off
 from flags.models import Flag
-from flags.services import flag_state, flag_update
+from flags.services import flag_lock, flag_lower, flag_set_kill_switch
 from monitoring.exceptions import UnknownMetric
 from monitoring.selectors import metric_value
 from phases.models import DegradationState, Phase, RolloutPlan
@@ -18,6 +20,7 @@ from rollout_control.core.actors import Actor
 from rollout_control.core.notifications import notify
 from rollout_control.core.services import audit_record
 
+logger = logging.getLogger(__name__)
 LEVEL_1, LEVEL_2, CALM = 0.8, 0.9, 0.7
 CALM_FOR = dt.timedelta(minutes=10)
 WINDOW = dt.timedelta(minutes=2)
@@ -51,33 +54,49 @@ def _flags_for(level: int) -> set[str]:
 def _turn_off(state: DegradationState, keys: set[str]) -> list[str]:
     turned = []
     for key in sorted(keys - set(state.saved)):
-        state.saved[key] = flag_state(Flag.objects.get(name=key))
-        flag_update(
-            key=key,
-            actor=ACTOR,
-            changes={"kill_switch": True},
-            reason="graceful degradation",
+        # Under the row lock: a flag a person killed meanwhile is theirs and is left alone.
+        changed = flag_lower(
+            key=key, to=switched_off, actor=ACTOR, reason="graceful degradation",
             source="degradation",
-        )
-        turned.append(key)
+        )  # fmt: skip
+        if changed is not None:
+            state.saved[key] = changed[0]
+            turned.append(key)
     return turned
 
 
-def _restore(state: DegradationState) -> list[str]:
-    restored = []
-    for key, saved in sorted(state.saved.items()):
-        if Flag.objects.filter(name=key, archived=False).exists():
-            flagops.restore_state(flag_key=key, state=saved, actor=ACTOR, reason="degradation over")
-            restored.append(key)
+def _restore(state: DegradationState) -> tuple[list[str], list[str]]:
+    """Releases the kill switches degradation turned on, and only those: a flag whose kill
+    switch a person (or a rollback) turned on meanwhile stays off."""
+    restored, kept = [], []
+    for key in sorted(state.saved):
+        with transaction.atomic():
+            flag = Flag.objects.filter(name=key, archived=False).first()
+            if flag is None:
+                continue
+            flag = flag_lock(key)
+            if flag.everyone is False and flag.kill_switch_source == "degradation":
+                flag_set_kill_switch(
+                    key=key, killed=False, actor=ACTOR, reason="degradation over",
+                    source="degradation",
+                )  # fmt: skip
+                restored.append(key)
+            elif flag.everyone is False:
+                kept.append(key)
     state.saved = {}
-    return restored
+    return restored, kept
 
 
 def degradation_check(*, now: dt.datetime) -> dict[str, Any]:
     try:
-        result = metric_value(name="stress", window=WINDOW, now=now)
+        with transaction.atomic():  # a savepoint: a failed query leaves the caller usable
+            result = metric_value(name="stress", window=WINDOW, now=now)
     except UnknownMetric:
         return {"level": None}
+    except Exception as exc:
+        # Stress that cannot be read changes nothing (like insufficient data), and says so.
+        logger.exception("degradation: stress could not be read")
+        return {"level": None, "error": str(exc)[:200]}
     with transaction.atomic():
         state, _ = DegradationState.objects.select_for_update().get_or_create(pk=1)
         if result.status != "ok" or result.value is None:
@@ -86,6 +105,7 @@ def degradation_check(*, now: dt.datetime) -> dict[str, Any]:
         before = {"level": state.level, "flags_off": sorted(state.saved)}
         wanted = 2 if stress > LEVEL_2 else 1 if stress > LEVEL_1 else 0
         changed: list[str] = []
+        kept: list[str] = []
         state.last_stress = stress
         if wanted > 0:
             state.calm_since = None
@@ -94,7 +114,7 @@ def degradation_check(*, now: dt.datetime) -> dict[str, Any]:
         elif stress < CALM:
             state.calm_since = state.calm_since or now
             if state.level and now - state.calm_since >= CALM_FOR:
-                changed = _restore(state)
+                changed, kept = _restore(state)
                 state.level = 0
         else:
             state.calm_since = None
@@ -105,11 +125,9 @@ def degradation_check(*, now: dt.datetime) -> dict[str, Any]:
                 actor=ACTOR, action="degradation.change", obj=state, before=before, after=after
             )
             subject = f"[degradation] level {state.level} (stress {stress:.2f})"
-            notify(
-                event="degradation",
-                subject=subject,
-                text=f"{subject}; changed: {', '.join(changed)}",
-                data=after,
-            )
+            text = f"{subject}; changed: {', '.join(changed)}"
+            if kept:
+                text += f"; left off (turned off by someone else meanwhile): {', '.join(kept)}"
+            notify(event="degradation", subject=subject, text=text, data=after | {"kept": kept})
         state.save()
         return {"level": state.level, "stress": stress, "changed": changed}

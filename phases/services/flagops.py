@@ -1,11 +1,12 @@
 """The only place phases changes flags, always through flags.services (source "plan", so the
-manual-change listener does not pause the plan for its own steps)."""
+manual-change listener does not pause the plan for its own steps). Each call changes one thing
+under the flag's row lock: one rule's percentage, or exposure taken away."""
 
 from decimal import Decimal
 from typing import Any
 
 from flags.models import Flag
-from flags.services import CohortRuleInput, flag_state, flag_update
+from flags.services import flag_set_rule_percentage, flag_state
 from rollout_control.core.actors import Actor
 
 
@@ -31,40 +32,12 @@ def flag_current_bp(flag_key: str, cohort_key: str | None) -> int:
 def set_bp(
     *, flag_key: str, cohort_key: str | None, basis_points: int, actor: Actor, reason: str
 ) -> None:
-    state = flag_state(Flag.objects.get(name=flag_key))
-    percentage = Decimal(basis_points) / 100
-    if cohort_key is None:
-        changes: dict[str, Any] = {"rollout_percentage": percentage}
-    else:
-        rules = [
-            CohortRuleInput(r["cohort"], Decimal(str(r["percentage"])))
-            for r in state["cohort_rules"]
-        ]
-        for index, rule in enumerate(rules):
-            if rule.cohort == cohort_key:
-                rules[index] = CohortRuleInput(cohort_key, percentage)
-                break
-        else:
-            rules.append(CohortRuleInput(cohort_key, percentage))
-        changes = {"cohort_rules": rules}
-    flag_update(key=flag_key, actor=actor, changes=changes, reason=reason, source="plan")
-
-
-def restore_state(
-    *, flag_key: str, state: dict[str, Any] | None, actor: Actor, reason: str
-) -> None:
-    """Puts a flag back to a checkpointed state, or kills it when there is none."""
-    if state is None:
-        changes: dict[str, Any] = {"kill_switch": True}
-    else:
-        changes = {
-            "rollout_percentage": Decimal(str(state["rollout_percentage"])),
-            "cohort_rules": [
-                CohortRuleInput(r["cohort"], Decimal(str(r["percentage"])))
-                for r in state["cohort_rules"]
-            ],
-            "kill_switch": state["kill_switch"],
-            "forced_on": state["forced_on"],
-            "excluded_units": state["excluded_units"],
-        }
-    flag_update(key=flag_key, actor=actor, changes=changes, reason=reason, source="plan")
+    flag_set_rule_percentage(
+        key=flag_key,
+        cohort=cohort_key,
+        basis_points=basis_points,
+        actor=actor,
+        reason=reason,
+        source="plan",
+        add_missing=True,
+    )

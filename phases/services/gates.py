@@ -7,6 +7,7 @@ be the only signer. Phases are never skipped.
 """
 
 import datetime as dt
+import logging
 from typing import Any
 
 from django.contrib.auth.models import AbstractBaseUser
@@ -28,16 +29,21 @@ from phases.models import (
     comparison_holds,
 )
 from phases.services import notify
-from phases.services.plans import _locked, _save, phase_activate, plan_state
+from phases.services.guardrails import ERROR, error_reason
+from phases.services.plans import _save, locked_with_flags, phase_activate, plan_state
 from phases.services.rollback import plan_rollback
 from rollout_control.core.actors import Actor
 from rollout_control.core.roles import RELEASE_MANAGER, ROLES, user_has_role
 from rollout_control.core.services import audit_record
 
 PASS, FAIL, INSUFFICIENT = "pass", "fail", "insufficient_data"
+logger = logging.getLogger(__name__)
 
 
-def _criterion_result(criterion: GateCriterion, now: dt.datetime) -> dict[str, Any]:
+def criterion_result(criterion: GateCriterion, now: dt.datetime) -> dict[str, Any]:
+    """One criterion's observed value and verdict, as a review records it (the dashboard shows
+    the same live). A criterion that cannot be computed is `error` with the reason: the other
+    criteria are still computed, and an error is not a pass."""
     row: dict[str, Any] = {
         "criterion": criterion.pk,
         "kind": criterion.kind,
@@ -49,12 +55,14 @@ def _criterion_result(criterion: GateCriterion, now: dt.datetime) -> dict[str, A
         "filters": criterion.filters,
     }
     try:
-        result = metric_value(
-            name=criterion.metric,
-            window=parse_window(criterion.window),
-            filters=criterion.filters,
-            now=now,
-        )
+        # A savepoint: a failed SQL query must not poison the review's transaction.
+        with transaction.atomic():
+            result = metric_value(
+                name=criterion.metric,
+                window=parse_window(criterion.window),
+                filters=criterion.filters,
+                now=now,
+            )
     except UnknownMetric:
         return row | {
             "observed": None,
@@ -62,8 +70,13 @@ def _criterion_result(criterion: GateCriterion, now: dt.datetime) -> dict[str, A
             "verdict": INSUFFICIENT,
             "detail": "metric not available yet",
         }
+    except Exception as exc:
+        logger.exception("criterion %s: %s could not be computed", criterion.pk, criterion.metric)
+        return row | {"observed": None, "samples": 0, "verdict": ERROR, "detail": error_reason(exc)}
     too_few = bool(criterion.min_samples) and result.samples < criterion.min_samples
-    if result.status != "ok" or result.value is None or too_few:
+    if result.status == ERROR:
+        verdict = ERROR
+    elif result.status != "ok" or result.value is None or too_few:
         verdict = INSUFFICIENT
     else:
         holds = comparison_holds(criterion.comparator, result.value, criterion.threshold)
@@ -87,7 +100,7 @@ def evaluate_gate(*, phase: Phase, actor: Actor, now: dt.datetime | None = None)
     now = now or timezone.now()
     with transaction.atomic():
         phase = _active(phase)
-        results = [_criterion_result(c, now) for c in phase.criteria.all()]
+        results = [criterion_result(c, now) for c in phase.criteria.all()]
         checklist = [
             {
                 "text": i.text,
@@ -97,7 +110,12 @@ def evaluate_gate(*, phase: Phase, actor: Actor, now: dt.datetime | None = None)
             for i in phase.checklist.select_related("ticked_by")
         ]
         signoffs = [
-            {"user": s.user.get_username(), "role": s.role, "at": s.created_at.isoformat()}
+            {
+                "user": s.user.get_username(),
+                "role": s.role,
+                "at": s.created_at.isoformat(),
+                "token": _token_ref(s),
+            }
             for s in phase.signoffs.select_related("user")
         ]
         review = GateReview.objects.create(
@@ -143,10 +161,31 @@ def checklist_tick(
     return item
 
 
+def _token_ref(row: SignOff | Decision) -> dict[str, Any] | None:
+    """The token a sign-off or decision was made with, as recorded (it may be gone since)."""
+    if not row.token_name:
+        return None
+    return {"id": row.token_id, "name": row.token_name}
+
+
+def _person_actor(user: AbstractBaseUser, actor: Actor | None) -> Actor:
+    """The actor of a person's gate action: their token (which names them), or them."""
+    if actor is None or actor.user_id != user.pk:
+        return Actor.for_user(user)
+    return actor
+
+
 def sign_off(
-    *, phase: Phase, user: AbstractBaseUser, role: str | None = None, comment: str = ""
+    *,
+    phase: Phase,
+    user: AbstractBaseUser,
+    role: str | None = None,
+    comment: str = "",
+    actor: Actor | None = None,
 ) -> SignOff:
-    """A release manager or support user signs the gate (once). Support may sign, never decide."""
+    """A release manager or support user signs the gate (once). Support may sign, never decide.
+    `actor` is how they acted (an API token tied to them is recorded on the sign-off)."""
+    actor = _person_actor(user, actor)
     with transaction.atomic():
         phase = _active(phase)
         held = [r for r in ROLES if user_has_role(user, r)]
@@ -158,16 +197,23 @@ def sign_off(
             raise NotAllowed(f"You do not have the {role} role.", field="role")
         try:
             with transaction.atomic():
-                signoff = SignOff.objects.create(phase=phase, user=user, role=role, comment=comment)
+                signoff = SignOff.objects.create(
+                    phase=phase,
+                    user=user,
+                    role=role,
+                    comment=comment,
+                    token_id=actor.token_id,
+                    token_name=actor.token_name,
+                )
         except IntegrityError:
             raise PlanConflict(
                 f"{user.get_username()} has already signed off {phase.name}."
             ) from None
         audit_record(
-            actor=Actor.for_user(user),
+            actor=actor,
             action="gate.sign_off",
             obj=phase,
-            after={"user": user.get_username(), "role": role},
+            after={"user": user.get_username(), "role": role, "token": _token_ref(signoff)},
         )
     return signoff
 
@@ -204,16 +250,18 @@ def decide(
     comment: str = "",
     override_reason: str = "",
     now: dt.datetime | None = None,
+    actor: Actor | None = None,
 ) -> Decision:
+    """`actor` is how the person acted (an API token tied to them is recorded on the decision)."""
     now = now or timezone.now()
     if not user_has_role(user, RELEASE_MANAGER):
         raise NotAllowed("Only a release manager can decide a gate.")
     if kind not in Decision.Kind.values:
         raise PlanConflict(f"Decide one of {', '.join(Decision.Kind.values)}.")
-    actor = Actor.for_user(user)
+    actor = _person_actor(user, actor)
     with transaction.atomic():
         phase = _active(phase)
-        plan = _locked(phase.plan)
+        plan = locked_with_flags(phase.plan)
         review = phase.reviews.first()
         if kind == Decision.Kind.NO_GO and not comment.strip():
             raise PlanConflict("Say why: a NO-GO needs a comment.")
@@ -232,6 +280,8 @@ def decide(
             user=user,
             comment=comment,
             override_reason=override_reason,
+            token_id=actor.token_id,
+            token_name=actor.token_name,
             created_at=now,
         )
         audit_record(
@@ -242,6 +292,7 @@ def decide(
                 "decision": kind,
                 "review": review.pk if review else None,
                 "override": bool(override_reason),
+                "token": _token_ref(decision),
             },
             reason=override_reason or comment,
         )

@@ -3,8 +3,9 @@
 Each check is stored (unique per guardrail and minute, so two schedulers or a retried task do
 not count twice). Failures count up, passes reset, insufficient data does neither. At
 `failures_to_act` consecutive failures a guardrail acts once per breach: alert, pause or roll
-back. A pause or rollback guardrail whose latest decisive check failed holds the ramps. When
-every guardrail of a plan passes, the plan's flag configuration is checkpointed.
+back. A pause or rollback guardrail whose latest decisive check failed holds the ramps. After
+each run the plan's live configuration is followed toward a verified safe point
+(phases.services.rollback.safe_point_observe).
 """
 
 import datetime as dt
@@ -26,11 +27,12 @@ from phases.models import (
     GuardrailCheck,
     Incident,
     Phase,
+    RollbackTo,
     RolloutPlan,
     comparison_holds,
 )
 from phases.services.plans import LIVE_STATUSES, plan_pause, plan_set_held
-from phases.services.rollback import checkpoint_take, plan_rollback
+from phases.services.rollback import plan_rollback, safe_point_observe
 from rollout_control.core.actors import Actor
 from rollout_control.core.exceptions import DomainError
 from rollout_control.core.notifications import notify
@@ -38,6 +40,9 @@ from rollout_control.core.services import audit_record
 
 logger = logging.getLogger(__name__)
 PASS, FAIL, INSUFFICIENT = "pass", "fail", "insufficient_data"
+# A check that could not be computed (a failing query, a provider error). Like insufficient
+# data it neither counts as a failure nor resets the count; it is recorded with its reason.
+ERROR = "error"
 
 
 def guardrail_state(guardrail: Guardrail) -> dict[str, Any]:
@@ -50,6 +55,7 @@ def guardrail_state(guardrail: Guardrail) -> dict[str, Any]:
         "failures_to_act": guardrail.failures_to_act,
         "action": guardrail.action,
         "trigger": guardrail.trigger,
+        "rollback_to": guardrail.rollback_to,
         "enabled": guardrail.enabled,
     }
 
@@ -67,6 +73,7 @@ def guardrail_create(
     failures_to_act: int = 3,
     min_samples: int = 0,
     trigger: str = "",
+    rollback_to: str = "",
     filters: dict[str, str] | None = None,
     phase: Phase | None = None,
 ) -> Guardrail:
@@ -88,6 +95,8 @@ def guardrail_create(
             f"A rollback guardrail names its trigger: {', '.join(Incident.Trigger.values)}.",
             field="trigger",
         )
+    if rollback_to and rollback_to not in RollbackTo.values:
+        raise InvalidPlan(f"Use one of {', '.join(RollbackTo.values)}.", field="rollback_to")
     try:
         parse_window(window)
     except DomainError as exc:
@@ -107,6 +116,7 @@ def guardrail_create(
             failures_to_act=failures_to_act,
             min_samples=min_samples,
             trigger=trigger,
+            rollback_to=rollback_to,
             filters=filters or {},
         )
         audit_record(
@@ -115,21 +125,37 @@ def guardrail_create(
     return guardrail
 
 
-def _verdict(guardrail: Guardrail, now: dt.datetime) -> tuple[str, float | None, int]:
+def error_reason(exc: Exception) -> str:
+    """What went wrong, for a check or a gate review: short, without a traceback."""
+    message = exc.message if isinstance(exc, DomainError) else str(exc).strip()
+    return f"{type(exc).__name__}: {message}"[:500]
+
+
+def _verdict(guardrail: Guardrail, now: dt.datetime) -> tuple[str, float | None, int, str]:
+    """(verdict, value, samples, detail). Any exception from the query is this guardrail's
+    `error`, never the caller's: the others must still be checked (issue 13)."""
     try:
-        result = metric_value(
-            name=guardrail.metric,
-            window=parse_window(guardrail.window),
-            filters=guardrail.filters,
-            now=now,
-        )
+        # A savepoint: a failed SQL query must not poison the check's transaction.
+        with transaction.atomic():
+            result = metric_value(
+                name=guardrail.metric,
+                window=parse_window(guardrail.window),
+                filters=guardrail.filters,
+                now=now,
+            )
     except UnknownMetric:
-        return INSUFFICIENT, None, 0
+        return INSUFFICIENT, None, 0, f"no metric named {guardrail.metric!r} yet"
+    except Exception as exc:
+        logger.exception("guardrail %s: %s could not be computed", guardrail.pk, guardrail.metric)
+        return ERROR, None, 0, error_reason(exc)
+    if result.status == ERROR:
+        return ERROR, None, result.samples, result.detail or "the metric could not be computed"
     too_few = bool(guardrail.min_samples) and result.samples < guardrail.min_samples
     if result.status != "ok" or result.value is None or too_few:
-        return INSUFFICIENT, result.value, result.samples
+        detail = result.detail or f"{result.samples} samples (need {guardrail.min_samples})"
+        return INSUFFICIENT, result.value, result.samples, detail
     failing = comparison_holds(guardrail.comparator, result.value, guardrail.threshold)
-    return (FAIL if failing else PASS), result.value, result.samples
+    return (FAIL if failing else PASS), result.value, result.samples, ""
 
 
 def _act(guardrail: Guardrail, plan: RolloutPlan, value: float | None, now: dt.datetime) -> str:
@@ -152,6 +178,7 @@ def _act(guardrail: Guardrail, plan: RolloutPlan, value: float | None, now: dt.d
             reason=subject,
             observed=observed,
             now=now,
+            guardrail=guardrail,
         )
     elif guardrail.action == Guardrail.Action.PAUSE:
         if plan.status == RolloutPlan.Status.ACTIVE:
@@ -188,13 +215,14 @@ def check_one(*, guardrail: Guardrail, now: dt.datetime) -> GuardrailCheck | Non
                 )
         except IntegrityError:
             return None
-        verdict, value, samples = _verdict(guardrail, now)
+        verdict, value, samples, detail = _verdict(guardrail, now)
         if verdict == FAIL:
             guardrail.consecutive_failures += 1
         elif verdict == PASS:
             guardrail.consecutive_failures, guardrail.acted_at = 0, None
-        if verdict != INSUFFICIENT:
+        if verdict in (PASS, FAIL):
             guardrail.last_verdict, guardrail.last_value = verdict, value
+        guardrail.last_error = detail if verdict == ERROR else ""
         guardrail.last_checked_at = now
         if (
             verdict == FAIL
@@ -210,11 +238,30 @@ def check_one(*, guardrail: Guardrail, now: dt.datetime) -> GuardrailCheck | Non
                 "last_verdict",
                 "last_value",
                 "last_checked_at",
+                "last_error",
             ]
         )
-        check.verdict, check.value, check.samples = verdict, value, samples
-        check.save(update_fields=["verdict", "value", "samples", "acted"])
+        check.verdict, check.value, check.samples, check.detail = verdict, value, samples, detail
+        check.save(update_fields=["verdict", "value", "samples", "detail", "acted"])
     return check
+
+
+def _check_crashed(guardrail: Guardrail, now: dt.datetime, exc: Exception) -> None:
+    """Records `error` for a check that raised past _verdict (acting on it, say), so that the
+    page shows it; the check's own transaction has rolled back. Never raises."""
+    interval = settings.GUARDRAIL_INTERVAL_SECONDS
+    minute = dt.datetime.fromtimestamp(int(now.timestamp()) // interval * interval, tz=dt.UTC)
+    reason = error_reason(exc)
+    try:
+        with transaction.atomic():
+            GuardrailCheck.objects.get_or_create(
+                guardrail_id=guardrail.pk,
+                minute=minute,
+                defaults={"checked_at": now, "verdict": ERROR, "detail": reason},
+            )
+            Guardrail.objects.filter(pk=guardrail.pk).update(last_error=reason, last_checked_at=now)
+    except Exception:
+        logger.exception("guardrail %s: could not record the error", guardrail.pk)
 
 
 def guardrails_in_force(plan: RolloutPlan) -> list[Guardrail]:
@@ -228,8 +275,13 @@ def check_guardrails(*, now: dt.datetime) -> dict[str, int]:
     for plan in RolloutPlan.objects.filter(status__in=LIVE_STATUSES):
         guardrails = guardrails_in_force(plan)
         for guardrail in guardrails:
-            if check_one(guardrail=guardrail, now=now) is not None:
-                checked += 1
+            # One guardrail that cannot be checked never stops the others (issue 13).
+            try:
+                if check_one(guardrail=guardrail, now=now) is not None:
+                    checked += 1
+            except Exception as exc:
+                logger.exception("guardrail %s: check failed", guardrail.pk)
+                _check_crashed(guardrail, now, exc)
         plan.refresh_from_db()
         if plan.status not in LIVE_STATUSES or not guardrails:
             continue
@@ -242,8 +294,6 @@ def check_guardrails(*, now: dt.datetime) -> dict[str, int]:
             reason=("failing: " + ", ".join(holding)) if holding else "",
             actor=Actor.system("guardrails"),
         )
-        # Guardrails without data yet (e.g. satisfaction before any rating) do not block it.
-        decisive = [g.last_verdict for g in fresh if g.last_verdict]
-        if decisive and all(verdict == PASS for verdict in decisive):
-            checkpoint_take(plan=plan, now=now)
+        with transaction.atomic():
+            safe_point_observe(plan=plan, guardrails=fresh, now=now)
     return {"checked": checked}

@@ -1,16 +1,17 @@
-"""Editing a plan's own settings (name, description, time zone, step hour, weekdays)."""
+"""Editing a plan's own settings (name, description, time zone, step hour, weekdays, what a
+rollback goes back to)."""
 
 from typing import Any
 
 from django.db import transaction
 
 from phases.exceptions import InvalidPlan, PlanConflict
-from phases.models import RolloutPlan
+from phases.models import RollbackTo, RolloutPlan
 from phases.services.plans import _locked, _save, _validate_settings, plan_state
 from rollout_control.core.actors import Actor
 from rollout_control.core.services import audit_record, check_version
 
-EDITABLE = ("name", "description", "timezone", "step_hour", "allowed_weekdays")
+EDITABLE = ("name", "description", "timezone", "step_hour", "allowed_weekdays", "rollback_to")
 
 
 def plan_update(
@@ -45,6 +46,8 @@ def plan_update(
             raise InvalidPlan("A plan needs a name.", field="name")
         values["allowed_weekdays"] = sorted(set(values["allowed_weekdays"]))
         _validate_settings(values["timezone"], values["step_hour"], values["allowed_weekdays"])
+        if values["rollback_to"] not in RollbackTo.values:
+            raise InvalidPlan(f"Use one of {', '.join(RollbackTo.values)}.", field="rollback_to")
         changed = [name for name in EDITABLE if values[name] != getattr(plan, name)]
         if not changed:
             return plan

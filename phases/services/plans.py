@@ -9,11 +9,12 @@ from django.db.models import Q
 from django.utils import timezone
 
 from flags.models import Cohort, Flag
-from flags.services import flag_update
+from flags.services import flag_lock, flag_state, flag_update
 from monitoring.windows import parse_window
 from phases.exceptions import InvalidPlan, PlanConflict
 from phases.models import (
     ChecklistItem,
+    Checkpoint,
     CohortAdmission,
     FreezeWindow,
     GateCriterion,
@@ -21,6 +22,7 @@ from phases.models import (
     PhaseTarget,
     PlanTemplate,
     RampStep,
+    RollbackTo,
     RolloutPlan,
 )
 from phases.services import flagops, notify
@@ -43,6 +45,7 @@ def plan_state(plan: RolloutPlan) -> dict[str, Any]:
         "timezone": plan.timezone,
         "step_hour": plan.step_hour,
         "allowed_weekdays": plan.allowed_weekdays,
+        "rollback_to": plan.rollback_to,
         "active_phase": active.name if active else None,
         "version": plan.version,
     }
@@ -214,6 +217,9 @@ def plan_create(
     hour = definition.get("step_hour", 9) if step_hour is None else step_hour
     weekdays = definition.get("allowed_weekdays", list(range(7)))
     _validate_settings(tz_name, hour, weekdays)
+    rollback_to = definition.get("rollback_to", RollbackTo.SAFE_POINT)
+    if rollback_to not in RollbackTo.values:
+        raise InvalidPlan(f"Use one of {', '.join(RollbackTo.values)}.", field="rollback_to")
     with transaction.atomic():
         mapped = [flags[slot] for slot in definition.get("flags", []) if flags.get(slot)]
         if len(set(mapped)) != len(mapped):
@@ -239,6 +245,7 @@ def plan_create(
             timezone=tz_name,
             step_hour=hour,
             allowed_weekdays=weekdays,
+            rollback_to=rollback_to,
             created_by_id=actor.user_id,
         )
         start = start_date
@@ -273,8 +280,32 @@ def plan_flags(plan: RolloutPlan) -> list[Flag]:
     return list(Flag.objects.filter(phase_targets__phase__plan=plan).distinct().order_by("name"))
 
 
+def plan_config(plan: RolloutPlan) -> dict[str, Any]:
+    return {flag.name: flag_state(flag) for flag in plan_flags(plan)}
+
+
+def _baseline_take(plan: RolloutPlan, phase: Phase, now: dt.datetime) -> Checkpoint:
+    """The flags just before `phase` changes them: where a rollback goes when no safe point has
+    been verified (phases.services.rollback)."""
+    return Checkpoint.objects.create(
+        plan=plan,
+        phase=phase,
+        kind=Checkpoint.Kind.BASELINE,
+        config=plan_config(plan),
+        created_at=now,
+    )
+
+
 def _locked(plan: RolloutPlan) -> RolloutPlan:
     return RolloutPlan.objects.select_for_update().get(pk=plan.pk)
+
+
+def locked_with_flags(plan: RolloutPlan) -> RolloutPlan:
+    """The plan locked after its flags: the order a person's flag change takes (the flag, then
+    the plan it pauses), so a write that changes flags from the plan cannot deadlock with it."""
+    for flag in plan_flags(plan):
+        flag_lock(flag.name)
+    return _locked(plan)
 
 
 def _save(plan: RolloutPlan, *fields: str) -> None:
@@ -288,7 +319,7 @@ def plan_activate(
 ) -> RolloutPlan:
     now = now or timezone.now()
     with transaction.atomic():
-        plan = _locked(plan)
+        plan = locked_with_flags(plan)
         if plan.status != RolloutPlan.Status.DRAFT:
             raise PlanConflict(f"Only a draft plan can be activated; this one is {plan.status}.")
         keys = [flag.name for flag in plan_flags(plan)]
@@ -323,12 +354,14 @@ def phase_activate(*, phase: Phase, actor: Actor, now: dt.datetime) -> Phase:
     plan = phase.plan
     if plan.phases.filter(position__lt=phase.position).exclude(status=Phase.Status.PASSED).exists():
         raise PlanConflict("Phases are never skipped: an earlier phase has not passed.")
+    _baseline_take(plan, phase, now)
     phase.status, phase.started_at = Phase.Status.ACTIVE, now
     phase.save(update_fields=["status", "started_at"])
     day = local_now(plan, now).date()
     for target in phase.targets.select_related("flag", "cohort"):
         cohort_key = target.cohort.key if target.cohort_id else None
-        current = flagops.flag_current_bp(target.flag.name, cohort_key)
+        flag = flag_lock(target.flag.name)  # read and write under the lock (a person may race)
+        current = flagops.current_bp(flag_state(flag), cohort_key) or 0
         start = max(current, target.start_bp) if current <= target.target_bp else target.target_bp
         try:
             with transaction.atomic():

@@ -11,6 +11,7 @@ import logging
 
 from django.db import IntegrityError, transaction
 
+from flags.services import flag_lock, flag_state
 from phases.models import (
     AdmissionBatch,
     CohortAdmission,
@@ -62,13 +63,27 @@ def _due_plans(now: dt.datetime) -> list[tuple[RolloutPlan, Phase, dt.date]]:
 
 
 def step_target(*, target: PhaseTarget, day: dt.date, actor: Actor, now: dt.datetime) -> bool:
-    """One step for one target on one plan-local date; False when there is nothing to do or the
-    step was already taken (by this run, an earlier one, or a concurrent worker)."""
+    """One step for one target on one plan-local date; False when there is nothing to do, the
+    step was already taken (by this run, an earlier one, or a concurrent worker), or the plan
+    stopped ramping meanwhile.
+
+    The flag's row is locked before its percentage is read, and the plan is read after that: a
+    person's change that committed first is seen (it paused the plan, so nothing steps), and one
+    that comes later waits for this step and then wins."""
     if target.step_bp == 0:
         return False
     cohort_key = target.cohort.key if target.cohort_id else None
     with transaction.atomic():
-        current = flagops.flag_current_bp(target.flag.name, cohort_key)
+        flag = flag_lock(target.flag.name)
+        phase = Phase.objects.select_related("plan").get(pk=target.phase_id)
+        plan = phase.plan
+        if (
+            plan.status != RolloutPlan.Status.ACTIVE
+            or plan.held_reason
+            or phase.status != Phase.Status.ACTIVE
+        ):
+            return False
+        current = flagops.current_bp(flag_state(flag), cohort_key) or 0
         if current >= target.target_bp:
             return False
         new = min(current + target.step_bp, target.target_bp)
@@ -84,7 +99,7 @@ def step_target(*, target: PhaseTarget, day: dt.date, actor: Actor, now: dt.date
             cohort_key=cohort_key,
             basis_points=new,
             actor=actor,
-            reason=f"{target.phase.plan.name}: daily ramp {current / 100}% → {new / 100}%",
+            reason=f"{plan.name}: daily ramp {current / 100}% → {new / 100}%",
         )
     return True
 

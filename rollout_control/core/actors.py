@@ -20,6 +20,7 @@ class Actor:
     label: str
     user_id: int | None = None
     token_id: int | None = None
+    token_name: str = ""
 
     @classmethod
     def system(cls, label: str = "system") -> "Actor":
@@ -31,12 +32,16 @@ class Actor:
 
     @classmethod
     def for_token(cls, token: TokenLike) -> "Actor":
-        # A token tied to a user acts for that user, but the entry still names the token.
+        # A token tied to a user acts for that user, but the entry still names the token:
+        # "rita (token ops)"; an untied token (automation) is "token:ops".
+        username = getattr(token, "username", "")
+        label = f"{username} (token {token.name})" if username else f"token:{token.name}"
         return cls(
             type=AuditEntry.ActorType.TOKEN,
-            label=f"token:{token.name}",
+            label=label,
             user_id=token.user_id,
             token_id=token.pk,
+            token_name=token.name,
         )
 
     @classmethod

@@ -7,7 +7,7 @@ from rest_framework.views import APIView
 
 from rollout_control.core.actors import Actor
 from rollout_control.core.models import ApiToken
-from rollout_control.core.permissions import IsClient, IsReleaseManager
+from rollout_control.core.permissions import IsAnyPrincipal, IsReleaseManager
 from rollout_control.core.roles import ROLES, user_has_role
 from rollout_control.core.serializers import (
     ApiTokenCreatedOutput,
@@ -20,7 +20,7 @@ from rollout_control.core.tokens import TokenSnap
 
 
 class WhoAmIView(APIView):
-    permission_classes = [IsClient]
+    permission_classes = [IsAnyPrincipal]
 
     @extend_schema(responses={200: WhoAmIOutput}, summary="Who the credentials belong to")
     def get(self, request: Request) -> Response:

@@ -6,6 +6,7 @@ from typing import Any
 from django.db import InterfaceError, OperationalError
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.views import defaults
+from psycopg.errors import LockNotAvailable, QueryCanceled
 from rest_framework import exceptions, status
 from rest_framework.response import Response
 from rest_framework.views import exception_handler
@@ -57,8 +58,17 @@ def api_exception_handler(exc: Exception, context: dict[str, Any]) -> Response |
         return Response(error_body(exc.code, message, fields), status=exc.status_code)
     if isinstance(exc, OperationalError | InterfaceError):
         logger.error("database unavailable: %s", exc)
+        # lock_timeout / statement_timeout (settings DATABASE_*_TIMEOUT): the database answered,
+        # but a row this write needs is locked elsewhere or the statement ran too long.
+        busy = isinstance(exc.__cause__, LockNotAvailable | QueryCanceled)
+        message = (
+            "The database is busy (a lock held elsewhere or a slow query); nothing was "
+            "changed; try again shortly."
+            if busy
+            else "The database is unavailable; try again shortly."
+        )
         return Response(
-            error_body("unavailable", "The database is unavailable; try again shortly."),
+            error_body("unavailable", message),
             status=status.HTTP_503_SERVICE_UNAVAILABLE,
             headers={"Retry-After": "5"},
         )

@@ -37,3 +37,10 @@ class VersionConflict(Conflict):
     edit has landed since (HTTP 409): one of two concurrent edits wins, the other is told."""
 
     code = "version_conflict"
+
+
+class Forbidden(DomainError):
+    """The caller may not do this (HTTP 403), e.g. tie a token to someone else."""
+
+    status_code = 403
+    code = "permission_denied"

@@ -4,12 +4,13 @@ import uuid
 from collections.abc import Callable
 
 from django.conf import settings
-from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.http import HttpRequest, HttpResponse, HttpResponseBadRequest, JsonResponse
 from django.urls import Resolver404, resolve
+from django.utils.html import escape
 
 from rollout_control.core import metrics
 from rollout_control.core.context import request_id_var
-from rollout_control.core.errors import error_body
+from rollout_control.core.errors import error_body, not_found
 
 _SAFE_REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
 
@@ -80,6 +81,9 @@ class BodySizeLimitMiddleware:
         self.get_response = get_response
 
     def __call__(self, request: HttpRequest) -> HttpResponse:
+        if request.path_info.startswith("/ofrep/"):
+            # OFREP applies its own, smaller limit (OFREP_MAX_BODY_BYTES) in its own error shape.
+            return self.get_response(request)
         try:
             length = int(request.META.get("CONTENT_LENGTH") or 0)
         except ValueError:
@@ -94,6 +98,38 @@ class BodySizeLimitMiddleware:
                 }
             }
             return JsonResponse(body, status=413)
+        return self.get_response(request)
+
+
+class NulCharacterMiddleware:
+    """A NUL character in the path is a 404, in a query parameter a 400 naming it: no key,
+    name or search can hold one (PostgreSQL cannot store or compare it), and letting it reach
+    a query was a 500. OFREP is left alone: it looks keys up in the snapshot, never in SQL, and
+    answers an unknown key in its own shape."""
+
+    def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        path = request.path_info
+        if path.startswith("/ofrep/"):
+            return self.get_response(request)
+        if "\x00" in path:
+            return not_found(request)
+        if "%00" in request.META.get("QUERY_STRING", ""):
+            names = sorted(
+                name for name, values in request.GET.lists() if "\x00" in name + "".join(values)
+            )
+            if names:
+                name = names[0].replace("\x00", "\\0")
+                message = f"{name}: No NUL character."
+                if path.startswith("/api/"):
+                    body = error_body("invalid", message, {name: ["No NUL character."]})
+                    return JsonResponse(body, status=400)
+                return HttpResponseBadRequest(
+                    f"<!doctype html><title>Bad request</title><h1>Bad request</h1>"
+                    f"<p>{escape(message)}</p>"
+                )
         return self.get_response(request)
 
 

@@ -7,8 +7,9 @@ class ApiToken(models.Model):
     """A credential for client apps and automation. Only the SHA-256 of the secret is stored."""
 
     class Scope(models.TextChoices):
-        CLIENT = "client", "Client (evaluate, send events, metrics and feedback)"
-        ADMIN = "admin", "Admin (everything a client can, plus manage flags, cohorts and plans)"
+        CLIENT = "client", "Client (public: evaluate, send usage events and feedback, opt in)"
+        INGEST = "ingest", "Ingest (server-side reporters: push metric samples)"
+        ADMIN = "admin", "Admin (everything, plus manage flags, cohorts and plans)"
 
     name = models.CharField(max_length=100)
     scope = models.CharField(max_length=10, choices=Scope.choices)
@@ -33,7 +34,8 @@ class ApiToken(models.Model):
         ordering = ["-created_at"]
         constraints = [
             models.CheckConstraint(
-                condition=models.Q(scope__in=["client", "admin"]), name="api_token_scope_valid"
+                condition=models.Q(scope__in=["client", "ingest", "admin"]),
+                name="api_token_scope_valid",
             )
         ]
 

@@ -23,6 +23,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from rollout_control.core.models import WebhookDelivery, WebhookEndpoint
+from rollout_control.core.validators import one_line
 
 TIMEOUT_SECONDS = 5
 logger = logging.getLogger(__name__)
@@ -46,6 +47,10 @@ def notify(
     `immediate`, sends them now, in this thread (for alerts about Celery itself)."""
     from rollout_control.core.tasks import deliver_webhook, send_team_email
 
+    # Subjects are built from names (plans, guardrails, units): a line break in one would make
+    # every e-mail about it fail (BadHeaderError). Names are refused with control characters;
+    # this covers those stored earlier or set where no serializer looks.
+    subject = one_line(subject)
     payload = {
         "event": event,
         "sent_at": timezone.now().isoformat(),

@@ -8,6 +8,7 @@ from drf_spectacular.plumbing import force_instance
 from rest_framework import serializers
 
 from rollout_control.core.models import ApiToken
+from rollout_control.core.validators import single_line
 
 
 def whole(pattern: str) -> re.Pattern[str]:
@@ -153,7 +154,7 @@ class ApiTokenOutput(serializers.ModelSerializer):
 
 
 class ApiTokenCreateInput(StrictFieldsMixin, serializers.Serializer):
-    name = serializers.CharField(max_length=100)
+    name = serializers.CharField(max_length=100, validators=[single_line])
     scope = serializers.ChoiceField(choices=ApiToken.Scope.choices)
     user = serializers.SlugRelatedField(
         slug_field="username",

@@ -7,11 +7,19 @@ from django.contrib.auth.models import AbstractBaseUser, Group
 from django.db import transaction
 from django.db.models import F, Model
 from django.utils import timezone
+from django_celery_beat.models import (
+    ClockedSchedule,
+    CrontabSchedule,
+    IntervalSchedule,
+    PeriodicTask,
+    SolarSchedule,
+)
 
 from rollout_control.core.actors import Actor
 from rollout_control.core.context import current_task_id, request_id_var
-from rollout_control.core.exceptions import VersionConflict, VersionMismatch
+from rollout_control.core.exceptions import Forbidden, VersionConflict, VersionMismatch
 from rollout_control.core.models import ApiToken, AuditEntry, ConfigVersion, WebhookEndpoint
+from rollout_control.core.roles import ROLES
 from rollout_control.core.selectors import token_hash
 from rollout_control.core.snapshots import store
 
@@ -78,6 +86,26 @@ def _token_state(token: ApiToken) -> dict[str, Any]:
     }
 
 
+def _check_token_tie(*, actor: Actor, user: AbstractBaseUser | None) -> str:
+    """Who may tie a token to whom (a token acts, signs off and decides as its user). Returns
+    the audit reason when a superuser ties one to someone else, "" otherwise."""
+    if user is None or actor.type == AuditEntry.ActorType.SYSTEM:
+        return ""  # untied, or an operator at the shell (manage.py create_api_token --user)
+    if actor.user_id is None:
+        raise Forbidden(
+            "A token not tied to a person cannot create tokens for people.", field="user"
+        )
+    if user.pk == actor.user_id:
+        return ""
+    people = get_user_model().objects
+    if not people.filter(pk=actor.user_id, is_active=True, is_superuser=True).exists():
+        raise Forbidden(
+            "A token can be tied only to yourself (a superuser may tie one to anyone).",
+            field="user",
+        )
+    return f"tied to {user.get_username()} by a superuser"
+
+
 def api_token_create(
     *,
     name: str,
@@ -89,6 +117,7 @@ def api_token_create(
     """Creates a token and returns it with its secret, never stored and never shown again."""
     if scope not in ApiToken.Scope.values:
         raise ValueError(f"scope must be one of {', '.join(ApiToken.Scope.values)}")
+    reason = _check_token_tie(actor=actor, user=user)
     raw = TOKEN_PREFIX + secrets.token_urlsafe(32)  # 32 bytes = 256 bits
     with transaction.atomic():
         token = ApiToken.objects.create(
@@ -99,12 +128,18 @@ def api_token_create(
             key_hash=token_hash(raw),
             prefix=raw[: len(TOKEN_PREFIX) + 6],
         )
-        audit_record(actor=actor, action="api_token.create", obj=token, after=_token_state(token))
+        audit_record(
+            actor=actor,
+            action="api_token.create",
+            obj=token,
+            after=_token_state(token),
+            reason=reason,
+        )
         config_version_bump()
     return token, raw
 
 
-def api_token_revoke(*, token: ApiToken, actor: Actor) -> ApiToken:
+def api_token_revoke(*, token: ApiToken, actor: Actor, reason: str = "") -> ApiToken:
     with transaction.atomic():
         token = ApiToken.objects.select_for_update().get(pk=token.pk)
         if token.revoked_at is not None:
@@ -118,9 +153,20 @@ def api_token_revoke(*, token: ApiToken, actor: Actor) -> ApiToken:
             obj=token,
             before=before,
             after=_token_state(token),
+            reason=reason,
         )
         config_version_bump()
     return token
+
+
+def user_tokens_revoke(*, user: AbstractBaseUser, actor: Actor, reason: str) -> int:
+    """Revokes every live token of a person (one audit row each); returns how many."""
+    with transaction.atomic():
+        live = ApiToken.objects.filter(user=user, revoked_at__isnull=True).order_by("pk")
+        tokens = list(live.select_for_update())
+        for token in tokens:
+            api_token_revoke(token=token, actor=actor, reason=reason)
+    return len(tokens)
 
 
 def config_version_bump() -> None:
@@ -168,6 +214,28 @@ def group_state(group: Group) -> dict[str, Any]:
     }
 
 
+def _roles_in(state: dict[str, Any]) -> set[str]:
+    if not state["is_active"]:
+        return set()
+    return set(ROLES) if state["is_superuser"] else set(state["groups"]) & set(ROLES)
+
+
+def _tokens_follow(
+    *, user: AbstractBaseUser, before: dict[str, Any] | None, after: dict[str, Any], actor: Actor
+) -> int:
+    """A person deactivated or losing a role loses their tokens too (a token acts as its
+    person; one minted with powers the person no longer has must not outlive them)."""
+    if before is None:
+        return 0
+    if before["is_active"] and not after["is_active"]:
+        reason = "user deactivated"
+    elif lost := _roles_in(before) - _roles_in(after):
+        reason = f"user lost the {', '.join(sorted(lost))} role"
+    else:
+        return 0
+    return user_tokens_revoke(user=user, actor=actor, reason=reason)
+
+
 def person_change_record(
     *,
     obj: AbstractBaseUser | Group,
@@ -177,17 +245,60 @@ def person_change_record(
     password_changed: bool = False,
 ) -> AuditEntry:
     """The audit row of a user or group that Django's own forms saved (the admin's user and
-    group pages): they hash passwords and save relations themselves, so the service records."""
-    after = user_state(obj) if isinstance(obj, AbstractBaseUser) else group_state(obj)
+    group pages): they hash passwords and save relations themselves, so the service records.
+    A user deactivated or demoted by the change has their tokens revoked (a row per token);
+    so do the members of a role group renamed away from its role's name."""
+    if isinstance(obj, AbstractBaseUser):
+        after = user_state(obj)
+        _tokens_follow(user=obj, before=before, after=after, actor=actor)
+    else:
+        after = group_state(obj)
+        if before is not None and before["name"] in ROLES and after["name"] != before["name"]:
+            for member in obj.user_set.all():
+                user_tokens_revoke(
+                    user=member, actor=actor, reason=f"user lost the {before['name']} role"
+                )
     if password_changed:
         after["password_changed"] = True
     return audit_record(actor=actor, action=action, obj=obj, before=before, after=after)
+
+
+def user_deactivate(*, user: AbstractBaseUser, actor: Actor) -> AbstractBaseUser:
+    """Deactivates a person (they can no longer log in) and revokes their tokens."""
+    with transaction.atomic():
+        user = get_user_model().objects.select_for_update().get(pk=user.pk)
+        if not user.is_active:
+            return user
+        before = user_state(user)
+        user.is_active = False
+        user.save(update_fields=["is_active"])
+        person_change_record(obj=user, actor=actor, action="user.update", before=before)
+    return user
+
+
+def user_role_remove(*, user: AbstractBaseUser, role: str, actor: Actor) -> AbstractBaseUser:
+    """Takes a role (group) from a person and revokes their tokens."""
+    if role not in ROLES:
+        raise ValueError(f"role must be one of {', '.join(ROLES)}")
+    with transaction.atomic():
+        user = get_user_model().objects.select_for_update().get(pk=user.pk)
+        if not user.groups.filter(name=role).exists():
+            return user
+        before = user_state(user)
+        user.groups.remove(Group.objects.get(name=role))
+        person_change_record(obj=user, actor=actor, action="user.update", before=before)
+    return user
 
 
 def person_delete(*, obj: AbstractBaseUser | Group, actor: Actor) -> None:
     with transaction.atomic():
         before = user_state(obj) if isinstance(obj, AbstractBaseUser) else group_state(obj)
         kind = "user" if isinstance(obj, AbstractBaseUser) else "group"
+        if kind == "group" and obj.name in ROLES:
+            for member in obj.user_set.all():
+                user_tokens_revoke(user=member, actor=actor, reason=f"{obj.name} role deleted")
+        elif kind == "user" and ApiToken.objects.filter(user=obj).exists():
+            config_version_bump()  # their tokens go with them: every process must forget them
         object_type, object_id, object_repr = obj._meta.label_lower, str(obj.pk), str(obj)
         obj.delete()
         audit_record(
@@ -252,6 +363,121 @@ def webhook_endpoint_delete(*, endpoint: WebhookEndpoint, actor: Actor) -> None:
             actor=actor,
             action="webhook.delete",
             object_type="core.webhookendpoint",
+            object_id=object_id,
+            object_repr=object_repr,
+            before=before,
+        )
+
+
+# Periodic tasks (django-celery-beat) are edited in the admin: disabling or rescheduling one, the
+# guardrail checks above all, changes the safety net, so each change is one audit row.
+
+
+def periodic_task_state(task: PeriodicTask) -> dict[str, Any]:
+    """What decides whether and when the task runs; not beat's bookkeeping (last run, count)."""
+    return {
+        "name": task.name,
+        "task": task.task,
+        "enabled": task.enabled,
+        "interval": str(task.interval) if task.interval_id else None,
+        "crontab": str(task.crontab) if task.crontab_id else None,
+        "solar": str(task.solar) if task.solar_id else None,
+        "clocked": str(task.clocked) if task.clocked_id else None,
+        "one_off": task.one_off,
+        "start_time": task.start_time.isoformat() if task.start_time else None,
+        "expires": task.expires.isoformat() if task.expires else None,
+        "expire_seconds": task.expire_seconds,
+        "args": task.args,
+        "kwargs": task.kwargs,
+        "queue": task.queue,
+    }
+
+
+def periodic_task_record(
+    *, task: PeriodicTask, actor: Actor, before: dict[str, Any] | None
+) -> AuditEntry:
+    """The audit row of a periodic task the admin's form saved (inside the admin's transaction)."""
+    action = "periodic_task.create" if before is None else "periodic_task.update"
+    return audit_record(
+        actor=actor, action=action, obj=task, before=before, after=periodic_task_state(task)
+    )
+
+
+def periodic_task_set_enabled(*, task: PeriodicTask, enabled: bool, actor: Actor) -> bool:
+    """Enables or disables one task (the admin's bulk actions); False when it already was."""
+    with transaction.atomic():
+        task = PeriodicTask.objects.select_for_update().get(pk=task.pk)
+        if task.enabled == enabled:
+            return False
+        before = periodic_task_state(task)
+        task.enabled = enabled
+        # save() clears last_run_at on disable, as django-celery-beat's own action does.
+        task.save(update_fields=["enabled", "last_run_at", "date_changed"])
+        audit_record(
+            actor=actor,
+            action="periodic_task.enable" if enabled else "periodic_task.disable",
+            obj=task,
+            before=before,
+            after=periodic_task_state(task),
+        )
+    return True
+
+
+def periodic_task_delete(*, task: PeriodicTask, actor: Actor) -> None:
+    with transaction.atomic():
+        before = periodic_task_state(task)
+        object_id, object_repr = str(task.pk), str(task)
+        task.delete()
+        audit_record(
+            actor=actor,
+            action="periodic_task.delete",
+            object_type="django_celery_beat.periodictask",
+            object_id=object_id,
+            object_repr=object_repr,
+            before=before,
+        )
+
+
+def schedule_state(schedule: Model) -> dict[str, Any]:
+    """An interval, crontab, solar or clocked schedule, and the periodic tasks that follow it."""
+    return {
+        "schedule": str(schedule),
+        "tasks": sorted(
+            PeriodicTask.objects.filter(**{_schedule_field(schedule): schedule}).values_list(
+                "name", flat=True
+            )
+        ),
+    }
+
+
+def _schedule_field(schedule: Model) -> str:
+    return {
+        IntervalSchedule: "interval",
+        CrontabSchedule: "crontab",
+        SolarSchedule: "solar",
+        ClockedSchedule: "clocked",
+    }[type(schedule)]
+
+
+def schedule_record(*, schedule: Model, actor: Actor, before: dict[str, Any] | None) -> AuditEntry:
+    action = "schedule.create" if before is None else "schedule.update"
+    return audit_record(
+        actor=actor, action=action, obj=schedule, before=before, after=schedule_state(schedule)
+    )
+
+
+def schedule_delete(*, schedule: Model, actor: Actor) -> None:
+    """Deleting a schedule deletes the periodic tasks that follow it (a cascade): one row, whose
+    `before` names them."""
+    with transaction.atomic():
+        before = schedule_state(schedule)
+        object_type, object_id = schedule._meta.label_lower, str(schedule.pk)
+        object_repr = str(schedule)
+        schedule.delete()
+        audit_record(
+            actor=actor,
+            action="schedule.delete",
+            object_type=object_type,
             object_id=object_id,
             object_repr=object_repr,
             before=before,

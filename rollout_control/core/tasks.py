@@ -3,6 +3,7 @@ from django.conf import settings
 from django.core.mail import send_mail
 
 from rollout_control.core.notifications import webhook_deliver
+from rollout_control.core.validators import one_line
 
 
 @shared_task(
@@ -26,4 +27,5 @@ def deliver_webhook(*, delivery_id: int) -> bool:
     ignore_result=True,
 )
 def send_team_email(*, subject: str, body: str, recipients: list[str]) -> None:
-    send_mail(subject, body, settings.DEFAULT_FROM_EMAIL, recipients)
+    # one_line: a BadHeaderError is not retried, so a bad subject would lose the message.
+    send_mail(one_line(subject), body, settings.DEFAULT_FROM_EMAIL, recipients)

@@ -27,24 +27,43 @@ class TokenSnap:
     user_id: int | None
     expires_at: datetime | None
     revoked: bool
+    username: str = ""
+    # The tied user's is_active when the snapshot was built (True for untied tokens). Services
+    # that deactivate someone revoke their tokens and bump the config version, so every process
+    # stops accepting them within a poll; this flag covers a deactivation made any other way.
+    user_active: bool = True
 
     @property
     def is_admin(self) -> bool:
         return self.scope == ApiToken.Scope.ADMIN
 
+    @property
+    def is_ingest(self) -> bool:
+        return self.scope == ApiToken.Scope.INGEST
+
     def is_usable(self, at: datetime) -> bool:
-        return not self.revoked and (self.expires_at is None or self.expires_at > at)
+        if self.revoked or not self.user_active:
+            return False
+        return self.expires_at is None or self.expires_at > at
 
 
 def build_token_snapshot(version: int) -> dict[str, TokenSnap]:
     rows = ApiToken.objects.filter(revoked_at__isnull=True).values_list(
-        "key_hash", "pk", "name", "scope", "user_id", "expires_at"
-    )
+        "key_hash", "pk", "name", "scope", "user_id", "expires_at", "user__username",
+        "user__is_active",
+    )  # fmt: skip
     return {
         key_hash: TokenSnap(
-            pk=pk, name=name, scope=scope, user_id=user_id, expires_at=expires_at, revoked=False
+            pk=pk,
+            name=name,
+            scope=scope,
+            user_id=user_id,
+            expires_at=expires_at,
+            revoked=False,
+            username=username or "",
+            user_active=user_id is None or bool(active),
         )
-        for key_hash, pk, name, scope, user_id, expires_at in rows
+        for key_hash, pk, name, scope, user_id, expires_at, username, active in rows
     }
 
 

@@ -14,7 +14,7 @@ from flags.models import Flag
 from monitoring.exceptions import InvalidQuery, UnknownMetric
 from monitoring.models import MetricDefinition
 from monitoring.selectors import metric_series
-from phases.models import Checkpoint, Guardrail, GuardrailCheck, Incident, RampStep, RolloutPlan
+from phases.models import Guardrail, GuardrailCheck, Incident, RampStep, RolloutPlan
 from rollout_control.dashboard.selectors import flag_bp
 
 GUARDRAIL_DAYS = 7
@@ -56,7 +56,7 @@ def _series_key(cohort: str | None) -> str:
 
 def percentage_charts(plan: RolloutPlan, flags: list[Flag], now: dt.datetime) -> list[dict]:
     """Per flag, one stepped line per rule the plan ramps (a cohort, or everyone else), from the
-    ramp steps and phase starts; rollbacks are marked at the checkpoint they restored, and each
+    ramp steps and phase starts; rollbacks are marked at the value they lowered to, and each
     line ends at the rule's value now (which shows a kill switch or a change by hand)."""
     points: dict[str, dict[str, list[dict[str, Any]]]] = defaultdict(lambda: defaultdict(list))
     steps = RampStep.objects.filter(target__phase__plan=plan).select_related(
@@ -69,14 +69,14 @@ def percentage_charts(plan: RolloutPlan, flags: list[Flag], now: dt.datetime) ->
         points[step.target.flag.name][_series_key(cohort)].append(
             {"x": _ms(step.created_at), "y": _pct(step.to_bp), "kind": step.reason}
         )
-    checkpoints = list(Checkpoint.objects.filter(plan=plan).order_by("created_at", "id"))
     for incident in Incident.objects.filter(plan=plan).order_by("created_at"):
-        restored = [c for c in checkpoints if c.created_at <= incident.created_at]
-        config = restored[-1].config if restored else {}
-        for key, cohorts in cohorts_of.items():
-            for cohort in cohorts:
-                value = _state_bp(config.get(key), cohort)
-                points[key][_series_key(cohort)].append(
+        for step in incident.steps:
+            after = step.get("after")
+            if not after or step.get("flag") not in cohorts_of:
+                continue  # unchanged by the rollback: the line simply goes on
+            for cohort in cohorts_of[step["flag"]]:
+                value = _state_bp(after, cohort)
+                points[step["flag"]][_series_key(cohort)].append(
                     {"x": _ms(incident.created_at), "y": _pct(value), "kind": "rollback"}
                 )
     charts = []

@@ -258,6 +258,9 @@ def _usage_events(rng: random.Random, now: dt.datetime) -> None:
     events_ingest(items=events)
 
 
+# Healthy on purpose: each plan's satisfaction (each unit's latest rating, at least
+# SATISFACTION_MIN_UNITS units) is well above the guardrails' 4.0, so the demo does not roll
+# itself back; the README shows how to break it.
 FEEDBACK = [
     # type, text, rating, flag, unit
     ("praise", "Drag-and-drop reordering saves me an hour a day.", 5, "scene-drag-drop", "user-3"),
@@ -281,19 +284,25 @@ FEEDBACK = [
     (
         "bug",
         "Report totals are off by one day around month ends.",
-        3,
+        4,
         "advanced-reporting",
         "user-17",
     ),
     (
         "blocker",
         "Saving a board with 400 scenes fails: <b>Error 500</b>",
-        2,
+        None,
         "scene-management",
         "user-44",
     ),
+    ("praise", "Colour-coding by location reads at a glance.", 5, "scene-management", "user-9"),
+    ("praise", "Much faster than our old spreadsheet.", 5, "scene-drag-drop", "user-27"),
     ("praise", "Onboarding took our volunteers ten minutes.", 5, "ifm-platform", "org-02"),
     ("usability", "The donor list needs a search box.", 4, "ifm-platform", "org-05"),
+    ("praise", "Volunteers sign up without calling us now.", 5, "ifm-platform", "org-07"),
+    ("feature_request", "Let us import donors from a CSV file.", 4, "ifm-platform", "org-09"),
+    ("praise", "Event reminders cut our no-shows in half.", 5, "ifm-platform", "org-11"),
+    ("question", "Can two staff members edit one event?", 4, "ifm-platform", "org-03"),
 ]
 
 

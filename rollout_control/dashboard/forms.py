@@ -5,6 +5,7 @@ from typing import Any
 from django import forms
 
 from phases.models import Decision
+from rollout_control.core.parsers import loads
 
 CONTEXT_HELP = 'A JSON object, e.g. {"targetingKey": "user-42", "plan": "pro"}.'
 
@@ -15,9 +16,11 @@ def _json_object(text: str, *, required: bool) -> dict[str, Any]:
             raise forms.ValidationError("Enter a JSON object.")
         return {}
     try:
-        value = json.loads(text)
+        value = loads(text)
     except json.JSONDecodeError as exc:
         raise forms.ValidationError(f"Not valid JSON: {exc.msg} (line {exc.lineno}).") from None
+    except ValueError as exc:  # nested too deep, a lone surrogate (it would crash the hash), NaN
+        raise forms.ValidationError(f"Not usable: {exc}") from None
     if not isinstance(value, dict):
         raise forms.ValidationError("Enter a JSON object ({...}), not a list or a single value.")
     return value
@@ -46,13 +49,20 @@ class DecisionForm(forms.Form):
     override_reason = forms.CharField(max_length=2000, strip=True, required=False)
 
 
-class PercentageForm(forms.Form):
+class VersionedForm(forms.Form):
+    """A change form carries the version of the object it was read at: a stale one is refused
+    (the service compares it under the row lock) instead of overwriting a newer change."""
+
+    version = forms.IntegerField(min_value=1, widget=forms.HiddenInput)
+
+
+class PercentageForm(VersionedForm):
     rule = forms.CharField(max_length=100, help_text='"default" or a cohort key.')
     percentage = forms.DecimalField(min_value=Decimal(0), max_value=Decimal(100), decimal_places=2)
     reason = forms.CharField(max_length=2000, strip=True, required=False)
 
 
-class KillSwitchForm(forms.Form):
+class KillSwitchForm(VersionedForm):
     killed = forms.TypedChoiceField(
         choices=[("on", "on"), ("off", "off")], coerce=lambda value: value == "on"
     )

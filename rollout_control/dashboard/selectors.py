@@ -4,7 +4,6 @@ The home page polls these every few seconds, so they stay a fixed number of quer
 (flags and their rules are prefetched; gate criteria are read live, one metric query each)."""
 
 import datetime as dt
-import operator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -14,7 +13,6 @@ from flags.models import Flag, FlagCohortRule
 from monitoring.exceptions import InvalidQuery, UnknownMetric
 from monitoring.providers import MetricResult
 from monitoring.selectors import ComponentStatus, metric_value, scheduler_status
-from monitoring.windows import parse_window
 from phases.models import (
     ChecklistItem,
     Decision,
@@ -30,6 +28,7 @@ from phases.models import (
     SignOff,
 )
 from phases.services import skip_reason
+from phases.services.gates import criterion_result
 from phases.services.plans import local_now
 from rollout_control.core.models import AuditEntry
 from rollout_control.core.selectors import audit_entries_for
@@ -37,15 +36,8 @@ from rollout_control.core.selectors import audit_entries_for
 LIVE = (RolloutPlan.Status.ACTIVE, RolloutPlan.Status.PAUSED)
 MAX_BP = 10_000
 COMPARATORS = dict(GateCriterion.Comparator.choices)
-_COMPARE = {
-    "lt": operator.lt,
-    "lte": operator.le,
-    "gt": operator.gt,
-    "gte": operator.ge,
-    "eq": operator.eq,
-}
-PASS, FAIL, INSUFFICIENT = "pass", "fail", "insufficient_data"
-VERDICT_LABELS = {PASS: "Pass", FAIL: "Fail", INSUFFICIENT: "No data"}
+PASS, FAIL, INSUFFICIENT, ERROR = "pass", "fail", "insufficient_data", "error"
+VERDICT_LABELS = {PASS: "Pass", FAIL: "Fail", INSUFFICIENT: "No data", ERROR: "Error"}
 
 
 def percent(basis_points: int | None) -> str:
@@ -223,6 +215,7 @@ class GuardrailStatus:
     failing: list[Guardrail]
     guardrails: list[Guardrail]
     last_checked_at: dt.datetime | None
+    erroring: list[Guardrail] = field(default_factory=list)  # latest check: `error`
 
 
 def guardrails_in_force(plan: RolloutPlan, phase: Phase | None) -> list[Guardrail]:
@@ -232,19 +225,23 @@ def guardrails_in_force(plan: RolloutPlan, phase: Phase | None) -> list[Guardrai
 
 def guardrail_status(guardrails: list[Guardrail]) -> GuardrailStatus:
     """Red when a guardrail that pauses or rolls back fails, amber when only alerts fail, green
-    when the rest pass. "Insufficient data" neither fails nor passes (as in the checks)."""
+    when the rest pass. "Insufficient data" neither fails nor passes (as in the checks); a
+    guardrail that cannot be computed (`error`) is amber and listed with its reason."""
     failing = [g for g in guardrails if g.last_verdict == FAIL]
+    erroring = [g for g in guardrails if g.last_error]
     checked = [g.last_checked_at for g in guardrails if g.last_checked_at]
     last = max(checked) if checked else None
     if any(g.action != Guardrail.Action.ALERT for g in failing):
         level, label = "red", "Failing"
     elif failing:
         level, label = "amber", "Alerting"
+    elif erroring:
+        level, label = "amber", "Error"
     elif any(g.last_verdict == PASS for g in guardrails):
         level, label = "green", "Passing"
     else:
         level, label = "none", "No data yet" if guardrails else "No guardrails"
-    return GuardrailStatus(level, label, failing, guardrails, last)
+    return GuardrailStatus(level, label, failing, guardrails, last, erroring)
 
 
 # Gates --------------------------------------------------------------------------------------
@@ -293,54 +290,31 @@ class GateReadiness:
         return not self.problems
 
 
-def criterion_now(criterion: GateCriterion, now: dt.datetime) -> CriterionStatus:
-    """The criterion's verdict from the metrics right now, read the way the gate reads it; a
-    gate run records the same as an immutable review."""
-    row = CriterionStatus(
-        description=criterion.description,
-        metric=criterion.metric,
-        comparator=COMPARATORS.get(criterion.comparator, criterion.comparator),
-        threshold=number(criterion.threshold),
-        window=criterion.window,
-        observed="—",
-        samples=None,
-        verdict=INSUFFICIENT,
+def _criterion_row(r: dict[str, Any]) -> CriterionStatus:
+    verdict = r["verdict"]
+    detail = r.get("detail") or ("not enough samples" if verdict == INSUFFICIENT else "")
+    return CriterionStatus(
+        description=r["description"],
+        metric=r["metric"],
+        comparator=COMPARATORS.get(r["comparator"], r["comparator"]),
+        threshold=number(r["threshold"]),
+        window=r["window"],
+        observed=number(r["observed"]),
+        samples=r.get("samples"),
+        verdict=verdict,
+        # A criterion that cannot be computed says so plainly, with the reason.
+        detail=f"error: {detail}" if verdict == ERROR else detail,
     )
-    try:
-        result = metric_value(
-            name=criterion.metric,
-            window=parse_window(criterion.window),
-            filters=criterion.filters,
-            now=now,
-        )
-    except (UnknownMetric, InvalidQuery) as exc:
-        row.detail = exc.message
-        return row
-    row.observed, row.samples = number(result.value), result.samples
-    too_few = bool(criterion.min_samples) and result.samples < criterion.min_samples
-    if result.status != "ok" or result.value is None or too_few:
-        row.detail = result.detail or "not enough samples"
-        return row
-    passed = _COMPARE[criterion.comparator](result.value, criterion.threshold)
-    row.verdict = PASS if passed else FAIL
-    return row
+
+
+def criterion_now(criterion: GateCriterion, now: dt.datetime) -> CriterionStatus:
+    """The criterion's verdict from the metrics right now, computed by the gate's own function;
+    a gate run records the same as an immutable review."""
+    return _criterion_row(criterion_result(criterion, now))
 
 
 def review_rows(review: GateReview) -> list[CriterionStatus]:
-    return [
-        CriterionStatus(
-            description=r["description"],
-            metric=r["metric"],
-            comparator=COMPARATORS.get(r["comparator"], r["comparator"]),
-            threshold=number(r["threshold"]),
-            window=r["window"],
-            observed=number(r["observed"]),
-            samples=r.get("samples"),
-            verdict=r["verdict"],
-            detail=r.get("detail") or "",
-        )
-        for r in review.results
-    ]
+    return [_criterion_row(r) for r in review.results]
 
 
 def gate_readiness(phase: Phase, now: dt.datetime) -> GateReadiness:

@@ -14,9 +14,9 @@ from django.views.decorators.http import require_GET, require_POST
 
 from flags import services as flag_services
 from flags.selectors import cohort_list
-from flags.services import CohortRuleInput
 from phases import services as phase_services
 from phases.models import ChecklistItem, Decision, Phase, RolloutPlan
+from phases.selectors import rollback_effect
 from rollout_control.core.actors import Actor
 from rollout_control.core.exceptions import DomainError
 from rollout_control.dashboard import charts, explain, forms, selectors
@@ -132,6 +132,7 @@ def plan(request: HttpRequest, plan_id: int) -> HttpResponse:
         "can_pause": plan.status == RolloutPlan.Status.ACTIVE,
         "can_resume": plan.status == RolloutPlan.Status.PAUSED,
         "can_roll_back": plan.status in selectors.LIVE,
+        "rollback_effect": rollback_effect(plan) if plan.status in selectors.LIVE else [],
         "can_restart": plan.status == RolloutPlan.Status.ROLLED_BACK,
         **_roles(request),
     }
@@ -190,8 +191,7 @@ def plan_rollback(request: HttpRequest, plan_id: int) -> HttpResponse:
         incident = phase_services.plan_rollback(
             plan=plan, trigger="manual", actor=actor, reason=reason
         )
-        steps = [s for s in incident.steps if s.get("flag")]
-        return f"Rolled back: {len(steps)} flag(s) restored, incident recorded."
+        return f"Rolled back: {incident.restored_to.get('outcome', '')}. Incident recorded."
 
     _act(request, call)
     return _back_to_plan(plan)
@@ -371,7 +371,7 @@ def _plan_paused_note(request: HttpRequest, key: str, before: RolloutPlan | None
 @require_POST
 @release_manager_required
 def flag_percentage(request: HttpRequest, key: str) -> HttpResponse:
-    flag = _flag(key)
+    _flag(key)
     form = forms.PercentageForm(request.POST)
     if not form.is_valid():
         messages.error(request, _form_errors(form))
@@ -381,25 +381,17 @@ def flag_percentage(request: HttpRequest, key: str) -> HttpResponse:
     percentage: Decimal = data["percentage"]
 
     def call() -> str:
-        if data["rule"] == "default":
-            flag_services.flag_set_percentage(
-                key=key, percentage=percentage, actor=actor, reason=data["reason"]
-            )
-            return f"{key}: everyone else now at {percentage.normalize():f} %."
-        rules = [
-            CohortRuleInput(rule.cohort.key, Decimal(rule.basis_points) / 100)
-            for rule in flag.cohort_rules.all()
-        ]
-        if data["rule"] not in {rule.cohort for rule in rules}:
-            raise DomainError(f"{key} has no rule for cohort {data['rule']!r}.")
-        rules = [
-            CohortRuleInput(r.cohort, percentage if r.cohort == data["rule"] else r.percentage)
-            for r in rules
-        ]
-        flag_services.flag_update(
-            key=key, actor=actor, changes={"cohort_rules": rules}, reason=data["reason"]
+        cohort = None if data["rule"] == "default" else data["rule"]
+        flag_services.flag_set_rule_percentage(
+            key=key,
+            cohort=cohort,
+            basis_points=flag_services.to_basis_points(percentage, field="percentage"),
+            actor=actor,
+            reason=data["reason"],
+            base_version=data["version"],
         )
-        return f"{key}: cohort {data['rule']} now at {percentage.normalize():f} %."
+        who = "everyone else" if cohort is None else f"cohort {cohort}"
+        return f"{key}: {who} now at {percentage.normalize():f} %."
 
     _act(request, call)
     _plan_paused_note(request, key, owner)
@@ -419,7 +411,13 @@ def flag_kill_switch(request: HttpRequest, key: str) -> HttpResponse:
     owner = selectors.live_plans_by_flag().get(key)
 
     def call() -> str:
-        flag_services.flag_set_kill_switch(key=key, killed=killed, actor=actor, reason=reason)
+        flag_services.flag_set_kill_switch(
+            key=key,
+            killed=killed,
+            actor=actor,
+            reason=reason,
+            base_version=form.cleaned_data["version"],
+        )
         return f"{key}: kill switch {'on — off for everyone' if killed else 'off'}."
 
     _act(request, call)

@@ -5,7 +5,7 @@ Not collected by pytest (the name is not test_*.py). Run from the repository roo
     .venv/bin/python tests/bench/bench_monitoring.py
 
 Sets everything up itself: drops and recreates the database ``rollout_bench_monitoring`` on the
-local PostgreSQL, migrates it and creates a client token (this process runs Django with the same
+local PostgreSQL, migrates it and creates an ingest token (this process runs Django with the same
 settings as the server), then:
 
 1. Loads 10 million samples straight into PostgreSQL (``INSERT ... SELECT generate_series``; the
@@ -115,7 +115,7 @@ def database_has_samples() -> bool:
 
 
 def setup_django() -> str:
-    """Migrates the database and returns a new client token's secret."""
+    """Migrates the database and returns a new ingest token's secret."""
     os.environ.update(settings_env())
     sys.path.insert(0, str(ROOT))
     import django
@@ -127,7 +127,7 @@ def setup_django() -> str:
     from rollout_control.core.services import api_token_create
 
     call_command("migrate", verbosity=0, interactive=False)
-    _, raw = api_token_create(name="bench", scope="client", actor=Actor.system("bench"))
+    _, raw = api_token_create(name="bench", scope="ingest", actor=Actor.system("bench"))
     return raw
 
 

@@ -130,7 +130,7 @@ def test_token_revoke__twice__one_audit_entry(admin_api: APIClient) -> None:
     assert entries.count() == 1
     entry = entries.get()
     assert entry.actor_type == "token"
-    assert entry.actor_label == "token:ops"
+    assert entry.actor_label == "rita (token ops)"
     assert entry.before["revoked_at"] is None
     assert entry.after["revoked_at"] is not None
     assert entry.request_id

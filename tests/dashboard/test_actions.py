@@ -7,12 +7,18 @@ import pytest
 from django.test import Client
 from django.urls import reverse
 
+from flags import services as flag_services
 from flags.models import Flag
 from monitoring.services import samples_ingest
 from phases.models import Decision, GateReview, Incident, Phase, RolloutPlan
 from rollout_control.core.models import AuditEntry
+from tests.phases.conftest import SYSTEM
 
 pytestmark = pytest.mark.django_db
+
+
+def _version(key: str) -> int:
+    return Flag.objects.get(name=key).version
 
 
 def _messages(response: object) -> list[str]:
@@ -62,7 +68,7 @@ def test_resume__active_plan__service_refusal_shown(
     assert "Only a paused plan can be resumed; this one is active." in _messages(response)
 
 
-def test_rollback__with_reason__flags_killed_incident_recorded(
+def test_rollback__with_reason__flags_lowered_incident_recorded(
     manager_client: Client, plan: RolloutPlan
 ) -> None:
     response = manager_client.post(
@@ -76,8 +82,15 @@ def test_rollback__with_reason__flags_killed_incident_recorded(
         "crash reports",
         "ann",
     )
-    assert Flag.objects.get(name="scenes").everyone is False  # no checkpoint: kill switch
-    assert "Rolled back: 2 flag(s) restored, incident recorded." in _messages(response)
+    # No safe point yet: back to the flags as they were before the plan (rules at 0 %), no kill
+    # switch needed; the message says what happened.
+    scenes = Flag.objects.get(name="scenes")
+    assert scenes.everyone is None
+    assert list(scenes.cohort_rules.values_list("basis_points", flat=True)) == [0]
+    assert any(
+        m.startswith("Rolled back: 1 flag(s) lowered to the flags as they were before")
+        for m in _messages(response)
+    ), _messages(response)
     page = response.content.decode()
     assert "Restart the rolled-back phase" in page
     assert "Rollback (Manual)" in page  # in the history
@@ -174,7 +187,7 @@ def test_kill_switch__on_with_reason__flag_off_for_everyone_and_plan_paused(
 ) -> None:
     response = manager_client.post(
         reverse("dashboard:flag_kill_switch", args=["scenes"]),
-        {"killed": "on", "reason": "data loss"},
+        {"killed": "on", "reason": "data loss", "version": _version("scenes")},
         follow=True,
     )
     assert Flag.objects.get(name="scenes").everyone is False
@@ -189,16 +202,46 @@ def test_kill_switch__on_with_reason__flag_off_for_everyone_and_plan_paused(
 
 def test_kill_switch__without_reason__refused(manager_client: Client, plan: RolloutPlan) -> None:
     manager_client.post(
-        reverse("dashboard:flag_kill_switch", args=["scenes"]), {"killed": "on", "reason": ""}
+        reverse("dashboard:flag_kill_switch", args=["scenes"]),
+        {"killed": "on", "reason": "", "version": _version("scenes")},
     )
     assert Flag.objects.get(name="scenes").everyone is None
 
 
 def test_kill_switch__off__rules_apply_again(manager_client: Client, plan: RolloutPlan) -> None:
     url = reverse("dashboard:flag_kill_switch", args=["scenes"])
-    manager_client.post(url, {"killed": "on", "reason": "a"})
-    manager_client.post(url, {"killed": "off", "reason": "fixed"})
+    manager_client.post(url, {"killed": "on", "reason": "a", "version": _version("scenes")})
+    manager_client.post(url, {"killed": "off", "reason": "fixed", "version": _version("scenes")})
     assert Flag.objects.get(name="scenes").everyone is None
+
+
+def test_kill_switch__stale_form__refused_with_message_nothing_changed(
+    manager_client: Client, plan: RolloutPlan
+) -> None:
+    read_at = _version("scenes")
+    flag_services.flag_set_percentage(key="scenes", percentage=30, actor=SYSTEM, reason="other")
+    response = manager_client.post(
+        reverse("dashboard:flag_kill_switch", args=["scenes"]),
+        {"killed": "on", "reason": "late", "version": read_at},
+        follow=True,
+    )
+    assert Flag.objects.get(name="scenes").everyone is None
+    assert any("reload it" in m for m in _messages(response)), _messages(response)
+
+
+def test_percentage__stale_form__refused_nothing_changed(
+    manager_client: Client, plan: RolloutPlan
+) -> None:
+    read_at = _version("scenes")
+    flag_services.flag_set_kill_switch(key="scenes", killed=True, actor=SYSTEM, reason="incident")
+    response = manager_client.post(
+        reverse("dashboard:flag_percentage", args=["scenes"]),
+        {"rule": "internal", "percentage": "40", "version": read_at},
+        follow=True,
+    )
+    flag = Flag.objects.get(name="scenes")
+    assert [r.basis_points for r in flag.cohort_rules.all()] == [10_000]
+    assert any("reload it" in m for m in _messages(response)), _messages(response)
 
 
 def test_percentage__default_rule__set_and_audited(
@@ -206,7 +249,12 @@ def test_percentage__default_rule__set_and_audited(
 ) -> None:
     response = manager_client.post(
         reverse("dashboard:flag_percentage", args=["reports"]),
-        {"rule": "default", "percentage": "12.5", "reason": "more reporting"},
+        {
+            "rule": "default",
+            "percentage": "12.5",
+            "reason": "more reporting",
+            "version": _version("reports"),
+        },
         follow=True,
     )
     assert Flag.objects.get(name="reports").basis_points == 1250
@@ -220,7 +268,7 @@ def test_percentage__cohort_rule__only_that_rule_changes(
 ) -> None:
     manager_client.post(
         reverse("dashboard:flag_percentage", args=["scenes"]),
-        {"rule": "internal", "percentage": "40"},
+        {"rule": "internal", "percentage": "40", "version": _version("scenes")},
     )
     flag = Flag.objects.get(name="scenes")
     rules = {r.cohort.key: r.basis_points for r in flag.cohort_rules.all()}
@@ -232,7 +280,9 @@ def test_percentage__unknown_rule_or_bad_number__refused(
     manager_client: Client, plan: RolloutPlan
 ) -> None:
     url = reverse("dashboard:flag_percentage", args=["scenes"])
-    response = manager_client.post(url, {"rule": "paying", "percentage": "40"}, follow=True)
+    response = manager_client.post(
+        url, {"rule": "paying", "percentage": "40", "version": _version("scenes")}, follow=True
+    )
     assert "scenes has no rule for cohort 'paying'." in _messages(response)
     manager_client.post(url, {"rule": "default", "percentage": "101"})
     manager_client.post(url, {"rule": "default", "percentage": "1.234"})
@@ -242,3 +292,15 @@ def test_percentage__unknown_rule_or_bad_number__refused(
 def test_flag__unknown_key__404(manager_client: Client, plan: RolloutPlan) -> None:
     assert manager_client.get(reverse("dashboard:flag", args=["nope"])).status_code == 404
     assert manager_client.get(reverse("dashboard:plan", args=[999_999])).status_code == 404
+
+
+def test_plan_page__rollback_dialog__shows_each_flag_now_and_after(
+    manager_client: Client, plan: RolloutPlan
+) -> None:
+    page = manager_client.get(reverse("dashboard:plan", args=[plan.pk])).content.decode()
+    dialog = page[page.index('id="dialog-rollback"') :]
+    dialog = dialog[: dialog.index("</dialog>")]
+    assert "the flags as they were before Internal testing began" in dialog
+    assert "<code>scenes</code>" in dialog and "internal 100 %" in dialog
+    assert "internal 0 %" in dialog  # after: the internal cohort's rule lowered
+    assert "Known units losing it" in dialog

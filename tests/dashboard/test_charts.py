@@ -15,7 +15,7 @@ from monitoring.services import events_ingest, samples_ingest
 from phases import services
 from phases.models import RolloutPlan
 from rollout_control.dashboard import charts, selectors
-from tests.phases.conftest import SYSTEM
+from tests.phases.conftest import SYSTEM, verify_safe_point
 
 pytestmark = pytest.mark.django_db
 DEFINITION = {
@@ -35,7 +35,7 @@ def _ms(moment: str) -> int:
 @pytest.fixture
 def ramped(release_flags: dict[str, str]) -> RolloutPlan:
     """Activated on Jan 1 (10 %), stepped Jan 2 (20 %), checkpointed, stepped Jan 3 (30 %), then
-    rolled back on Jan 3 at noon (to the checkpoint: 20 %)."""
+    rolled back on Jan 3 at noon (to the safe point: 20 %)."""
     plan = services.plan_create(
         name="Ramp", definition=DEFINITION, flags=release_flags, actor=SYSTEM
     )
@@ -43,7 +43,7 @@ def ramped(release_flags: dict[str, str]) -> RolloutPlan:
         plan = services.plan_activate(plan=plan, actor=SYSTEM, now=timezone.now())
     with time_machine.travel("2030-01-02 09:30Z", tick=False):
         services.advance_ramps(now=timezone.now())
-        services.checkpoint_take(plan=plan, now=timezone.now())
+        verify_safe_point(plan, timezone.now())
     with time_machine.travel("2030-01-03 09:30Z", tick=False):
         services.advance_ramps(now=timezone.now())
     with time_machine.travel("2030-01-03 12:00Z", tick=False):

@@ -156,7 +156,8 @@ def test_service_status__scheduler_degradation_and_open_critical(
     page = manager_client.get(reverse("dashboard:home")).content.decode()
     assert "Non-essential features off" in page
     status = selectors.service_status(timezone.now())
-    beat, worker = status.scheduler
+    beat, worker, guardrails = status.scheduler
+    assert (guardrails.label, guardrails.last_seen_at) == ("Guardrail checks", None)
     assert (beat.component, beat.stalled) == ("beat", False)
     assert (worker.component, worker.stalled) == ("worker", True)
     assert status.open_critical.status in ("ok", "insufficient_data", "error")

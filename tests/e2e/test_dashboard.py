@@ -7,6 +7,7 @@ fails a test (the console_errors fixture)."""
 import contextlib
 import datetime as dt
 import io
+import re
 import shutil
 import subprocess
 from pathlib import Path
@@ -125,7 +126,12 @@ def test_dashboard__demo__every_page_populated_accessible_and_phone_sized(
     expect(page.get_by_text("Ramp steps")).to_be_visible()
     # The confirmation dialogs are part of the page: check one open as well.
     page.get_by_role("button", name="Roll back…").click()
-    expect(page.get_by_role("dialog", name="Roll back Stripboard scenes?")).to_be_visible()
+    rollback = page.get_by_role("dialog", name="Roll back Stripboard scenes?")
+    expect(rollback).to_be_visible()
+    # what it would do, per flag, before confirming
+    expect(rollback.get_by_role("columnheader", name="Known units losing it")).to_be_visible()
+    expect(rollback.locator("tbody tr")).to_have_count(3)
+    screenshot(page, "dashboard-plan-rollback-dialog")
     _axe(page, axe_script, "plan page, rollback dialog open")
     page.keyboard.press("Escape")
     expect(page.get_by_role("dialog")).to_have_count(0)
@@ -245,7 +251,7 @@ def test_release_manager__kill_switch_percentage_gate_go_and_rollback(
     page.keyboard.type("beta testers lose data")
     dialog.get_by_role("button", name="Confirm roll back").focus()
     page.keyboard.press("Enter")
-    expect(page.get_by_text("Rolled back: 2 flag(s) restored, incident recorded.")).to_be_visible()
+    expect(page.get_by_text(re.compile(r"^Rolled back: \d flag\(s\) lowered to "))).to_be_visible()
     expect(page.locator("h1 .badge")).to_have_text("Rolled Back")
     expect(page.locator("details.incident")).to_contain_text("Manual by ann")
     screenshot(page, "dashboard-plan-rolled-back")

@@ -48,29 +48,72 @@ def test_open_critical__counts_open_items_however_old__zero_is_an_answer() -> No
 
 
 @pytest.mark.usefixtures("beta_flag")
-def test_satisfaction__mean_rating_in_window_per_flag() -> None:
+def test_satisfaction__mean_rating_in_window_per_flag(settings: object) -> None:
+    settings.SATISFACTION_MIN_UNITS = 1  # the mean and the window here; the minimum below
     with time_machine.travel(START, tick=False) as clock:
-        file(type="praise", rating=1)  # outside the window below
+        file(type="praise", rating=1, unit="u-0")  # outside the window below
         clock.shift(timedelta(days=2))
         assert _value("feedback_satisfaction", DAY)[0] == "insufficient_data"
-        file(type="praise", rating=5)
-        file(type="usability", rating=4)
-        file(type="bug")  # no rating: not a sample
-        file(type="bug", rating=2, flag_key="other")
+        file(type="praise", rating=5, unit="u-1")
+        file(type="usability", rating=4, unit="u-2")
+        file(type="bug", unit="u-3")  # no rating: not a sample
+        file(type="bug", rating=2, flag_key="other", unit="u-4")
         assert _value("feedback_satisfaction", DAY) == ("ok", pytest.approx(11 / 3), 3)
         assert _value("feedback_satisfaction", DAY, flag="other") == ("ok", 2.0, 1)
 
 
 @pytest.mark.usefixtures("beta_flag")
-def test_satisfaction__filtered_by_plan_and_phase() -> None:
+def test_satisfaction__filtered_by_plan_and_phase(settings: object) -> None:
+    settings.SATISFACTION_MIN_UNITS = 1
     plan = make_plan()
     phase_services.plan_activate(plan=plan, actor=SYSTEM)
     file(type="praise", rating=5, flag_key=FLAG, unit="u-beta")
-    file(type="praise", rating=3, flag_key="other", unit="u-beta")
+    file(type="praise", rating=3, flag_key="other", unit="u-other")
     assert _value("feedback_satisfaction", DAY, plan=PLAN) == ("ok", 5.0, 1)
     assert _value("feedback_satisfaction", DAY, plan=PLAN, phase="Closed beta")[1] == 5.0
     assert _value("feedback_satisfaction", DAY, phase="Open beta")[0] == "insufficient_data"
     assert _value("feedback_satisfaction", DAY)[1] == 4.0
+
+
+def test_satisfaction__four_distinct_raters__insufficient_five__a_value() -> None:
+    with time_machine.travel(START, tick=False) as clock:
+        for n, rating in enumerate([5, 4, 4, 3]):
+            file(type="praise", rating=rating, unit=f"u-{n}")
+            clock.shift(timedelta(minutes=1))
+        assert _value("feedback_satisfaction", DAY) == ("insufficient_data", None, 4)
+        file(type="praise", rating=2, unit="u-4")
+        assert _value("feedback_satisfaction", DAY) == ("ok", pytest.approx(18 / 5), 5)
+
+
+def test_satisfaction__unit_rating_twice__counts_its_latest_rating_once() -> None:
+    with time_machine.travel(START, tick=False) as clock:
+        for n in range(5):
+            file(type="praise", rating=4, unit=f"u-{n}")
+        clock.shift(timedelta(minutes=1))
+        file(type="bug", rating=1, unit="u-0")  # u-0 changed its mind: 1 replaces 4
+        clock.shift(timedelta(minutes=1))
+        for _ in range(20):  # a flood from one unit is still one rater
+            file(type="bug", rating=1, unit="u-1")
+        assert _value("feedback_satisfaction", DAY) == ("ok", pytest.approx(14 / 5), 5)
+
+
+def test_satisfaction__no_unit__one_rater_per_org_or_submitter(settings: object) -> None:
+    settings.SATISFACTION_MIN_UNITS = 2
+    for _ in range(5):
+        file(type="praise", rating=5)  # same submitter, no unit or org: one rater
+    assert _value("feedback_satisfaction", DAY) == ("insufficient_data", None, 1)
+    file(type="praise", rating=1, org="org-a")
+    file(type="praise", rating=3, org="org-a")
+    assert _value("feedback_satisfaction", DAY) == ("ok", 4.0, 2)
+
+
+def test_satisfaction__minimum_from_setting(settings: object) -> None:
+    settings.SATISFACTION_MIN_UNITS = 3
+    for n in range(3):
+        file(type="praise", rating=5, unit=f"u-{n}")
+    assert _value("feedback_satisfaction", DAY) == ("ok", 5.0, 3)
+    settings.SATISFACTION_MIN_UNITS = 4
+    assert _value("feedback_satisfaction", DAY)[0] == "insufficient_data"
 
 
 def test_items_per_day__over_the_window() -> None:

@@ -44,7 +44,7 @@ def test_flag_create__all_fields__201_and_one_audit_entry(
     entries = AuditEntry.objects.filter(action="flag.create")
     assert entries.count() == before + 1
     entry = entries.latest("id")
-    assert entry.actor_label == "token:ops"
+    assert entry.actor_label == "rita (token ops)"
     assert entry.before is None and entry.after["rollout_percentage"] == 12.5
     assert entry.reason == "kick-off"
 

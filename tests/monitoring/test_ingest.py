@@ -21,11 +21,11 @@ def _sample(**overrides: object) -> dict:
     } | overrides
 
 
-def test_samples__good_batch__stored_with_label_columns(client_api: APIClient) -> None:
+def test_samples__good_batch__stored_with_label_columns(ingest_api: APIClient) -> None:
     batch = [
         _sample(value=i, labels={"flag": "f", "plan": "p1", "region": "eu"}) for i in range(1000)
     ]
-    response = client_api.post("/api/v1/metrics/", {"samples": batch}, format="json")
+    response = ingest_api.post("/api/v1/metrics/", {"samples": batch}, format="json")
     assert response.status_code == 201, response.json()
     assert response.json() == {"accepted": 1000}
     stored = MetricSample.objects.filter(metric="requests")
@@ -34,9 +34,9 @@ def test_samples__good_batch__stored_with_label_columns(client_api: APIClient) -
     assert (sample.flag, sample.plan, sample.labels["region"]) == ("f", "p1", "eu")
 
 
-def test_samples__bare_list_and_unix_seconds__accepted(client_api: APIClient) -> None:
+def test_samples__bare_list_and_unix_seconds__accepted(ingest_api: APIClient) -> None:
     now = timezone.now().timestamp()
-    response = client_api.post(
+    response = ingest_api.post(
         "/api/v1/metrics/", [_sample(timestamp=now), _sample(timestamp=None)], format="json"
     )
     assert response.status_code == 201
@@ -44,7 +44,7 @@ def test_samples__bare_list_and_unix_seconds__accepted(client_api: APIClient) ->
 
 
 def test_samples__partly_bad__400_lists_every_bad_item_nothing_stored(
-    client_api: APIClient,
+    ingest_api: APIClient,
 ) -> None:
     future = (timezone.now() + timedelta(minutes=6)).isoformat()
     batch = [
@@ -58,7 +58,7 @@ def test_samples__partly_bad__400_lists_every_bad_item_nothing_stored(
         "not an object",
         _sample(extra=1),
     ]
-    response = client_api.post("/api/v1/metrics/", {"samples": batch}, format="json")
+    response = ingest_api.post("/api/v1/metrics/", {"samples": batch}, format="json")
     assert response.status_code == 400
     error = response.json()["error"]
     assert set(error["fields"]) == {
@@ -74,24 +74,24 @@ def test_samples__partly_bad__400_lists_every_bad_item_nothing_stored(
     assert MetricSample.objects.count() == 0
 
 
-def test_samples__four_minutes_ahead__accepted(client_api: APIClient) -> None:
+def test_samples__four_minutes_ahead__accepted(ingest_api: APIClient) -> None:
     ahead = (timezone.now() + timedelta(minutes=4)).isoformat()
     assert (
-        client_api.post("/api/v1/metrics/", [_sample(timestamp=ahead)], format="json").status_code
+        ingest_api.post("/api/v1/metrics/", [_sample(timestamp=ahead)], format="json").status_code
         == 201
     )
 
 
 @override_settings(METRICS_MAX_BATCH=100)
-def test_samples__over_limit__400_nothing_stored(client_api: APIClient) -> None:
-    response = client_api.post("/api/v1/metrics/", [_sample() for _ in range(101)], format="json")
+def test_samples__over_limit__400_nothing_stored(ingest_api: APIClient) -> None:
+    response = ingest_api.post("/api/v1/metrics/", [_sample() for _ in range(101)], format="json")
     assert response.status_code == 400
     assert "samples" in response.json()["error"]["fields"]
     assert MetricSample.objects.count() == 0
 
 
-def test_samples__10000_default_limit__accepted(client_api: APIClient) -> None:
-    response = client_api.post(
+def test_samples__10000_default_limit__accepted(ingest_api: APIClient) -> None:
+    response = ingest_api.post(
         "/api/v1/metrics/", [_sample(value=i) for i in range(10_000)], format="json"
     )
     assert response.status_code == 201
@@ -157,14 +157,14 @@ def test_compact__recent_samples_kept_for_7_days() -> None:
     assert MetricSample.objects.count() == 1
 
 
-def test_metrics_endpoint__scheduler_stall_and_ingest_counters(client_api: APIClient) -> None:
+def test_metrics_endpoint__scheduler_stall_and_ingest_counters(ingest_api: APIClient) -> None:
     from django.test import Client
 
     from monitoring.services import heartbeat_record
 
     heartbeat_record(component="worker")
-    client_api.post("/api/v1/metrics/", [_sample()], format="json")
-    client_api.post("/api/v1/metrics/", [_sample(value="x")], format="json")
+    ingest_api.post("/api/v1/metrics/", [_sample()], format="json")
+    ingest_api.post("/api/v1/metrics/", [_sample(value="x")], format="json")
     text = Client().get("/metrics", REMOTE_ADDR="127.0.0.1").content.decode()
     assert 'rollout_control_scheduler_stalled{component="worker"} 0.0' in text
     assert 'rollout_control_scheduler_stalled{component="beat"} 1.0' in text
@@ -185,8 +185,8 @@ def test_scheduler_status__stalled_after_two_intervals() -> None:
     assert beat.stalled
 
 
-def test_samples__nul_character_in_label__400_not_500(client_api: APIClient) -> None:
-    response = client_api.post(
+def test_samples__nul_character_in_label__400_not_500(ingest_api: APIClient) -> None:
+    response = ingest_api.post(
         "/api/v1/metrics/", [_sample(labels={"flag": "a\x00b"})], format="json"
     )
     assert response.status_code == 400

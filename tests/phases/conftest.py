@@ -10,6 +10,24 @@ from phases.seed_templates import FEATURE_RELEASE
 from rollout_control.core.actors import Actor
 
 SYSTEM = Actor.system("test")
+
+
+def verify_safe_point(plan: Any, now: Any) -> Any:
+    """Records the plan's flags as they are now as a verified safe point, as a full window of
+    passing guardrail checks would (tests/phases/test_rollback.py checks that path itself)."""
+    from phases.models import Checkpoint
+    from phases.services.plans import plan_config
+
+    return Checkpoint.objects.create(
+        plan=plan,
+        kind=Checkpoint.Kind.OBSERVED,
+        config=plan_config(plan),
+        created_at=now,
+        passing_since=now,
+        verified_at=now,
+    )
+
+
 COHORTS = ["internal", "external_beta", "open_beta", "power_users", "paying"]
 
 

@@ -104,8 +104,12 @@ def test_plan_actions__activate_pause_resume_preview(admin_api: APIClient, drag_
         "units_added": 0,
     } in preview["targets"]
     losers = {row["flag"]: row for row in preview["rollback"]}
-    assert losers["scenes"]["restores_to"] == "kill switch"
+    # No safe point verified yet: back to the flags as they were before the first phase.
+    assert losers["scenes"]["restores_to"] == "the flags as they were before Internal testing began"
+    assert losers["scenes"]["before"]["cohort_rules"] == [{"cohort": "internal", "percentage": 100}]
+    assert losers["scenes"]["after"]["cohort_rules"] == [{"cohort": "internal", "percentage": 0}]
     assert losers["scenes"]["known_units_losing"] == ["dev-1", "dev-2"]
+    assert losers["scenes"]["users_losing_count"] == 2
     paused = admin_api.post(
         f"/api/v1/plans/{plan_id}/pause/", {"reason": "checking"}, format="json"
     ).json()
@@ -178,15 +182,18 @@ def test_decide__go_over_failing_gate_needs_override(
     assert admin_api.get(f"/api/v1/plans/{plan_id}/").json()["phases"][1]["status"] == "active"
 
 
-def test_rollback__manual__kill_switch_without_checkpoint(
+def test_rollback__manual_off__kill_switch_on_every_flag(
     drag_flag: dict, admin_api: APIClient
 ) -> None:
     plan_id = _create(admin_api, drag_flag)["id"]
     admin_api.post(f"/api/v1/plans/{plan_id}/activate/")
     incident = admin_api.post(
-        f"/api/v1/plans/{plan_id}/rollback/", {"reason": "bad data"}, format="json"
+        f"/api/v1/plans/{plan_id}/rollback/",
+        {"reason": "bad data", "rollback_to": "off"},
+        format="json",
     ).json()
     assert incident["trigger"] == "manual"
+    assert incident["restored_to"]["kind"] == "off"
     assert {step["flag"] for step in incident["steps"] if step["action"] == "disabled"} == {
         "scenes",
         "dragdrop",

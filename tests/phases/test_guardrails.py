@@ -90,8 +90,8 @@ def _ofrep_percentage(client: Client, token: str, key: str) -> float:
 
 
 @pytest.mark.django_db
-def test_error_rate_breach__rolls_back_to_checkpoint_once_and_signs_webhook(
-    client_api: APIClient,
+def test_error_rate_breach__rolls_back_to_verified_safe_point_once_and_signs_webhook(
+    ingest_api: APIClient,
     client_token: str,
     receiver: str,
     django_capture_on_commit_callbacks: object,
@@ -104,16 +104,18 @@ def test_error_rate_breach__rolls_back_to_checkpoint_once_and_signs_webhook(
         services.plan_activate(plan=plan, actor=SYSTEM, now=START)
         clock.shift(timedelta(days=1))
         services.advance_ramps(now=datetime.now(UTC))  # 20 %
-        _push(client_api, errors=2)  # 0.16 %: healthy
-        services.check_guardrails(now=datetime.now(UTC))
-        assert plan.checkpoints.count() == 1
-        assert plan.checkpoints.first().config["checkout"]["rollout_percentage"] == 20
+        for _ in range(6):  # healthy for a full 5-minute window: 20 % is a verified safe point
+            _push(ingest_api, errors=2)  # 0.16 %
+            services.check_guardrails(now=datetime.now(UTC))
+            clock.shift(timedelta(minutes=1))
+        (safe,) = plan.checkpoints.filter(verified_at__isnull=False)
+        assert safe.config["checkout"]["rollout_percentage"] == 20
         clock.shift(timedelta(days=1))
         services.advance_ramps(now=datetime.now(UTC))  # 30 %
         assert flag_current_bp("checkout", None) == 3000
         assert _ofrep_percentage(Client(), client_token, "checkout") == 30
 
-        _push(client_api, errors=100)  # 8 %: a spike
+        _push(ingest_api, errors=100)  # 8 %: a spike
         with django_capture_on_commit_callbacks(execute=True):
             for minute in range(4):
                 clock.shift(timedelta(minutes=1))
@@ -126,14 +128,13 @@ def test_error_rate_breach__rolls_back_to_checkpoint_once_and_signs_webhook(
     incident = Incident.objects.get()
     assert incident.trigger == "error_rate_spike"
     assert incident.observed["value"] == pytest.approx(100 / 1250)
-    assert [s["action"] for s in incident.steps] == ["restored", "team_alerted"]
+    assert incident.restored_to["kind"] == "safe_point"
+    assert incident.restored_to["checkpoint"] == safe.pk
+    assert [s["action"] for s in incident.steps] == ["lowered", "team_alerted"]
+    assert incident.steps[0]["before"]["rollout_percentage"] == 30
+    assert incident.steps[0]["after"]["rollout_percentage"] == 20
     spike = Guardrail.objects.get(name="Error rate spike")
-    assert list(spike.checks.order_by("minute").values_list("verdict", "acted")) == [
-        ("pass", ""),
-        ("fail", ""),
-        ("fail", ""),
-        ("fail", "rollback"),
-    ]
+    assert list(spike.checks.filter(acted="rollback").values_list("verdict", flat=True)) == ["fail"]
     rollbacks = [
         (h, b) for h, b in Receiver.received if json.loads(b)["event"] == "plan.rolled_back"
     ]
@@ -186,11 +187,13 @@ def test_breach__two_workers_racing__one_incident() -> None:
     assert errors == []
     assert list(GuardrailCheck.objects.values_list("verdict", "acted")) == [("fail", "rollback")]
     assert Incident.objects.count() == 1
-    assert Flag.objects.get(name="checkout").everyone is False  # no checkpoint: kill switch
+    # No safe point verified: back to the flag as it was before the plan (0 %), not further.
+    checkout = Flag.objects.get(name="checkout")
+    assert (checkout.everyone, checkout.basis_points) == (None, 0)
 
 
 @pytest.mark.django_db
-def test_insufficient_data__neither_counts_nor_resets(client_api: APIClient) -> None:
+def test_insufficient_data__neither_counts_nor_resets(ingest_api: APIClient) -> None:
     guardrail = {
         "name": "spike",
         "metric": "error_rate",
@@ -208,7 +211,7 @@ def test_insufficient_data__neither_counts_nor_resets(client_api: APIClient) -> 
         for bad in [True, True, None, True]:  # None: no traffic in the window
             clock.shift(timedelta(minutes=1))
             if bad:
-                _push(client_api, errors=100)
+                _push(ingest_api, errors=100)
             services.check_guardrails(now=datetime.now(UTC))
             verdicts.append(GuardrailCheck.objects.order_by("-minute").first().verdict)
             plan.refresh_from_db()
@@ -218,7 +221,7 @@ def test_insufficient_data__neither_counts_nor_resets(client_api: APIClient) -> 
 
 
 @pytest.mark.django_db
-def test_failing_pause_guardrail__holds_ramp_until_it_passes(client_api: APIClient) -> None:
+def test_failing_pause_guardrail__holds_ramp_until_it_passes(ingest_api: APIClient) -> None:
     guardrail = {
         "name": "slow",
         "metric": "error_rate",
@@ -232,13 +235,13 @@ def test_failing_pause_guardrail__holds_ramp_until_it_passes(client_api: APIClie
         plan = _open_beta_plan(guardrails=[guardrail])
         services.plan_activate(plan=plan, actor=SYSTEM, now=START)
         clock.shift(timedelta(days=1))
-        _push(client_api, errors=100)
+        _push(ingest_api, errors=100)
         services.check_guardrails(now=datetime.now(UTC))
         services.advance_ramps(now=datetime.now(UTC))
         assert flag_current_bp("checkout", None) == 1000
         assert "held" in RampSkip.objects.get().reason
         clock.shift(timedelta(minutes=10))
-        _push(client_api, errors=0)
+        _push(ingest_api, errors=0)
         services.check_guardrails(now=datetime.now(UTC))
         plan.refresh_from_db()
         assert plan.held_reason == ""
@@ -249,7 +252,7 @@ def test_failing_pause_guardrail__holds_ramp_until_it_passes(client_api: APIClie
 
 @pytest.mark.django_db
 def test_alert_guardrail__notifies_once_per_breach(
-    client_api: APIClient, receiver: str, django_capture_on_commit_callbacks: object
+    ingest_api: APIClient, receiver: str, django_capture_on_commit_callbacks: object
 ) -> None:
     WebhookEndpoint.objects.create(name="slack", url=receiver, kind="slack")
     alert = next(g for g in DEFAULT_GUARDRAILS if g["name"] == "Error rate above 2 %")
@@ -259,7 +262,7 @@ def test_alert_guardrail__notifies_once_per_breach(
     ):
         plan = _open_beta_plan(guardrails=[alert])
         services.plan_activate(plan=plan, actor=SYSTEM, now=START)
-        _push(client_api, errors=100)
+        _push(ingest_api, errors=100)
         for _ in range(3):
             clock.shift(timedelta(minutes=1))
             services.check_guardrails(now=datetime.now(UTC))

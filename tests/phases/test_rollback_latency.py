@@ -74,6 +74,7 @@ def test_breach_to_rolled_back_answer__within_interval_plus_one_second(tmp_path:
     services.plan_activate(plan=plan, actor=SYSTEM, now=timezone.now() - timedelta(days=1))
     # No traffic yet, so no check passes and no checkpoint exists: the rollback kills the flag.
     _, token = api_token_create(name="app", scope="client", actor=Actor.system())
+    _, reporter = api_token_create(name="reporter", scope="ingest", actor=Actor.system())
 
     install_periodic_tasks(app, BEAT_SCHEDULE)
     fast = IntervalSchedule.objects.create(every=INTERVAL, period=IntervalSchedule.SECONDS)
@@ -108,7 +109,7 @@ def test_breach_to_rolled_back_answer__within_interval_plus_one_second(tmp_path:
         ]
         batch.append({"metric": "errors", "value": 500, "labels": {"flag": "latency-flag"}})
         started = time.monotonic()
-        _post(f"{base}/api/v1/metrics/", {"samples": batch}, token)
+        _post(f"{base}/api/v1/metrics/", {"samples": batch}, reporter)
         deadline = started + 30
         while True:
             answers = {

@@ -39,6 +39,10 @@ class Command(BaseCommand):
             for old in ApiToken.objects.filter(name__startswith="demo-", revoked_at__isnull=True):
                 api_token_revoke(token=old, actor=actor)
             _, client_token = api_token_create(name="demo-client", scope="client", actor=actor)
+            # For server-side reporters: metric samples (the README's breach-on-purpose curl).
+            _, ingest_token = api_token_create(
+                name="demo-ingest", scope=ApiToken.Scope.INGEST, actor=actor
+            )
             _, admin_token = api_token_create(
                 name="demo-admin",
                 scope="admin",
@@ -55,5 +59,6 @@ class Command(BaseCommand):
         for username, password, role in logins:
             self.stdout.write(f"  {username:<8} {password:<14} {role}")
         self.stdout.write(f"  client API token: {client_token}")
+        self.stdout.write(f"  ingest API token: {ingest_token}")
         self.stdout.write(f"  admin API token:  {admin_token}")
         self.stdout.write("=" * 64)
