@@ -39,6 +39,10 @@ from rollout_control.core.tokens import TokenSnap
 _limiter = TokenBucket(
     rate=settings.FEEDBACK_RATE_PER_HOUR / 3600, burst=settings.FEEDBACK_RATE_BURST
 )
+# Per sender (client token, or user) as well: rotating `unit` values must not lift the limit.
+_sender_limiter = TokenBucket(
+    rate=settings.FEEDBACK_TOKEN_RATE_PER_HOUR / 3600, burst=settings.FEEDBACK_TOKEN_RATE_BURST
+)
 
 
 def _item(pk: int) -> FeedbackItem:
@@ -48,13 +52,27 @@ def _item(pk: int) -> FeedbackItem:
     return item
 
 
-def _rate_key(request: Request) -> tuple[str, object]:
-    unit = request.data.get("unit") if isinstance(request.data, dict) else None
-    if isinstance(unit, str | int) and str(unit):
-        return ("unit", str(unit))
-    # No unit named: the sender's own allowance.
+def _sender_key(request: Request) -> tuple[str, object]:
     token = request.auth if isinstance(request.auth, TokenSnap) else None
     return ("token", token.pk) if token else ("user", request.user.pk)
+
+
+def _rate_limited(request: Request, unit: str) -> Response | None:
+    """429 when the sender or the unit is over its allowance (the sender is checked first, so
+    a refused request does not spend the unit's)."""
+    sender = _sender_key(request)
+    wait, who = _sender_limiter.take(sender), "this client"
+    if not wait:
+        # No unit named: the sender's own allowance at the unit rate, as before.
+        wait, who = _limiter.take(("unit", unit) if unit else sender), "this unit"
+    if not wait:
+        return None
+    metrics.rate_limited_total.inc()
+    return Response(
+        error_body("rate_limited", f"Too much feedback from {who}; try again later."),
+        status=status.HTTP_429_TOO_MANY_REQUESTS,
+        headers={"Retry-After": retry_after_header(wait)},
+    )
 
 
 def _assignee(username: str | None) -> Any:
@@ -120,23 +138,24 @@ class FeedbackListCreateView(APIView):
         request=FeedbackCreateInput,
         responses={
             201: FeedbackReceiptOutput,
-            429: OpenApiResponse(description="Too many items from this unit; see Retry-After."),
+            429: OpenApiResponse(
+                description="Too many items from this client or unit; see Retry-After."
+            ),
         },
         summary="Send feedback (client apps)",
-        description="Rate-limited per unit: 429 with Retry-After (seconds) when over the limit.",
+        description=(
+            "Rate-limited per client token and per unit: 429 with Retry-After (seconds) when "
+            "over either limit."
+        ),
     )
     def post(self, request: Request) -> Response:
-        wait = _limiter.take(_rate_key(request))
-        if wait:
-            metrics.rate_limited_total.inc()
-            return Response(
-                error_body("rate_limited", "Too much feedback from this unit; try again later."),
-                status=status.HTTP_429_TOO_MANY_REQUESTS,
-                headers={"Retry-After": retry_after_header(wait)},
-            )
         data = FeedbackCreateInput(data=request.data)
         data.is_valid(raise_exception=True)
         values = dict(data.validated_data)
+        # After validation: a malformed request is a 400 whatever the allowance, and costs none.
+        refused = _rate_limited(request, str(values.get("unit") or ""))
+        if refused is not None:
+            return refused
         item = services.feedback_create(
             actor=Actor.from_request(request),
             flag_key=values.pop("flag"),

@@ -225,3 +225,23 @@ class FeedbackEvent(models.Model):
 
     def __str__(self) -> str:
         return f"#{self.item_id} {self.kind} by {self.actor_label}"
+
+
+class FeedbackAlertWindow(models.Model):
+    """At most one immediate alert per flag and priority per window (FEEDBACK_ALERT_WINDOW_MINUTES):
+    items arriving while it is open are held here and sent as one digest when it ends."""
+
+    flag_key = models.CharField(max_length=100, blank=True)
+    priority = models.CharField(max_length=10, choices=FeedbackPriority.choices)
+    ends_at = models.DateTimeField()
+    held = models.JSONField(default=list, blank=True, help_text="Ids of items not yet announced.")
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["flag_key", "priority"], name="feedback_alert_window_unique"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.priority} alerts on {self.flag_key or '(no flag)'} until {self.ends_at}"

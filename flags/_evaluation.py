@@ -586,11 +586,46 @@ def _threshold_problem(operator: str, threshold: object) -> str | None:
 _CohortPlan = tuple[str, frozenset[object], tuple[_Condition, ...]]
 
 
+class _ByIdentity:
+    """Results computed from immutable objects, remembered across snapshots by identity.
+
+    A snapshot rebuilt after one opt-in reuses every unchanged member set (flags/snapshot.py), so
+    its lookup keys, an O(members) computation, are not computed again. The object is held with
+    its result, so its id cannot be reused while the entry lives."""
+
+    def __init__(self, size: int) -> None:
+        self._items: dict[int, tuple[object, object]] = {}
+        self._size = size
+
+    def get(self, key: object, compute: Callable[[object], object]) -> object:
+        hit = self._items.get(id(key))
+        if hit is not None and hit[0] is key:
+            return hit[1]
+        value = compute(key)
+        if len(self._items) >= self._size:
+            self._items = {}
+        self._items[id(key)] = (key, value)
+        return value
+
+
+_MEMBER_KEYS: Final = _ByIdentity(512)
+_COHORT_PLANS: Final = _ByIdentity(512)
+
+
+def _member_keys(members: frozenset[str]) -> frozenset[object]:
+    return _MEMBER_KEYS.get(members, _lookup_keys)  # type: ignore[return-value,arg-type]
+
+
 def _compile_cohort(cohort: CohortSnap) -> _CohortPlan:
+    return _COHORT_PLANS.get(cohort, _compile_cohort_uncached)  # type: ignore[return-value,arg-type]
+
+
+def _compile_cohort_uncached(cohort: CohortSnap) -> _CohortPlan:
     # Opt-in members match exactly like members, so one lookup covers both.
-    members = _lookup_keys(cohort.members | cohort.opt_in_members)
+    members, opt_ins = _member_keys(cohort.members), _member_keys(cohort.opt_in_members)
+    keys = members | opt_ins if members and opt_ins else members or opt_ins
     conditions = tuple(map(_compile_condition, cohort.conditions))
-    return (cohort.match_attribute, members, conditions)
+    return (cohort.match_attribute, keys, conditions)
 
 
 def _is_member(members: frozenset[object], value: object) -> bool:

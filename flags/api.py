@@ -3,9 +3,10 @@ service, and serialize."""
 
 from typing import Any
 
+from django.conf import settings
 from django.http import Http404
 from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import OpenApiParameter, extend_schema
+from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import status
 from rest_framework.exceptions import ValidationError
 from rest_framework.request import Request
@@ -31,6 +32,7 @@ from flags.serializers import (
 )
 from rollout_control.core.actors import Actor
 from rollout_control.core.conditional import IF_MATCH_PARAMETER, if_match_version
+from rollout_control.core.errors import error_body
 from rollout_control.core.filters import filtered, parse_bool
 from rollout_control.core.pagination import PAGE_PARAMETERS, Pagination
 from rollout_control.core.permissions import (
@@ -38,9 +40,11 @@ from rollout_control.core.permissions import (
     IsReleaseManager,
     StaffReadsReleaseManagerWrites,
 )
+from rollout_control.core.ratelimit import TokenBucket, retry_after_header
 from rollout_control.core.schema import paginated
 from rollout_control.core.serializers import NO_NUL
 from rollout_control.core.snapshots import store
+from rollout_control.core.tokens import TokenSnap
 
 MAX_REASON = 2_000
 SEARCH = OpenApiParameter(
@@ -276,6 +280,22 @@ class CohortMembersView(APIView):
         return self._change(request, key, add=False)
 
 
+_opt_in_per_token = TokenBucket(
+    rate=settings.OPT_IN_RATE_PER_TOKEN, burst=max(1, 2 * settings.OPT_IN_RATE_PER_TOKEN)
+)
+_opt_in_per_unit = TokenBucket(
+    rate=settings.OPT_IN_RATE_PER_UNIT / 60, burst=max(1, settings.OPT_IN_RATE_PER_UNIT // 2)
+)
+
+
+def _opt_in_wait(request: Request, key: str, unit: str) -> float:
+    """Seconds to wait, or 0: each opt-in makes every process take in a new configuration, so a
+    client cannot send them as fast as it likes (per token), nor flip one unit over and over."""
+    token = request.auth if isinstance(request.auth, TokenSnap) else None
+    sender = ("token", token.pk) if token else ("user", request.user.pk)
+    return _opt_in_per_token.take(sender) or _opt_in_per_unit.take((key, unit))
+
+
 class CohortOptInView(APIView):
     permission_classes = [IsClient]
 
@@ -284,17 +304,32 @@ class CohortOptInView(APIView):
         data = OptInInput(data=request.data)
         data.is_valid(raise_exception=True)
         unit = data.validated_data["unit"]
+        wait = _opt_in_wait(request, key, str(unit))
+        if wait:
+            return Response(
+                error_body("rate_limited", "Too many opt-ins; try again later."),
+                status=status.HTTP_429_TOO_MANY_REQUESTS,
+                headers={"Retry-After": retry_after_header(wait)},
+            )
         change = services.cohort_opt_in if opt_in else services.cohort_opt_out
         changed = change(key=key, unit=unit, actor=Actor.from_request(request))
         return Response({"cohort": key, "unit": unit, "opted_in": opt_in, "changed": changed})
 
     @extend_schema(
-        request=OptInInput, responses={200: OptInOutput}, summary="Opt a unit in (client token)"
+        request=OptInInput,
+        responses={200: OptInOutput, 429: OpenApiResponse(description="Too many; see Retry-After")},
+        summary="Opt a unit in (client token)",
+        description="Rate-limited per token (OPT_IN_RATE_PER_TOKEN a second) and per unit "
+        "(OPT_IN_RATE_PER_UNIT a minute): 429 with Retry-After when over.",
     )
     def post(self, request: Request, key: str) -> Response:
         return self._change(request, key, opt_in=True)
 
-    @extend_schema(request=OptInInput, responses={200: OptInOutput}, summary="Opt a unit out")
+    @extend_schema(
+        request=OptInInput,
+        responses={200: OptInOutput, 429: OpenApiResponse(description="Too many; see Retry-After")},
+        summary="Opt a unit out",
+    )
     def delete(self, request: Request, key: str) -> Response:
         return self._change(request, key, opt_in=False)
 

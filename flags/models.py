@@ -72,6 +72,10 @@ class Cohort(models.Model):
     opt_in = models.BooleanField(default=False, help_text="Units may opt themselves in.")
     contacts = models.JSONField(default=list, blank=True, help_text="E-mail addresses.")
     version = models.PositiveIntegerField(default=1)
+    # Bumped with each change of the members (opt-ins): a snapshot rebuild reloads only the sets
+    # that changed (flags/snapshot.py), so a stream of opt-ins does not reload a large cohort.
+    members_version = models.PositiveBigIntegerField(default=0, editable=False)
+    opt_ins_version = models.PositiveBigIntegerField(default=0, editable=False)
     created_at = models.DateTimeField(default=timezone.now, editable=False)
     updated_at = models.DateTimeField(default=timezone.now)
 

@@ -11,7 +11,7 @@ from decimal import Decimal
 from typing import Any
 
 from django.db import IntegrityError, transaction
-from django.db.models import Count, ProtectedError
+from django.db.models import Count, F, ProtectedError
 from django.utils import timezone
 
 from flags.evaluation import OPERATORS, validate_condition
@@ -592,6 +592,8 @@ def _change_members(
                 chunk = changed[start : start + MEMBER_BATCH]
                 CohortMember.objects.filter(cohort=cohort, kind=kind, unit__in=chunk).delete()
         if changed:
+            counter = "members_version" if kind == CohortMember.Kind.MEMBER else "opt_ins_version"
+            Cohort.objects.filter(pk=cohort.pk).update(**{counter: F(counter) + 1})
             # Large uploads are summarised: the audit row holds a count and the first units.
             summary = {"kind": kind, "count": len(changed), "units": changed[:100]}
             audit_record(actor=actor, action=action, obj=cohort, after=summary)

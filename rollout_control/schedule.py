@@ -33,10 +33,21 @@ BEAT_SCHEDULE: dict[str, dict[str, object]] = {
         "schedule": 3600.0,
         "options": {"expires": 3600.0},
     },
+    "drain outbox": {
+        # E-mails and webhooks whose push to the broker failed (rollout_control/core/outbox.py).
+        "task": "core.tasks.outbox_drain",
+        "schedule": 30.0,
+        "options": {"expires": 30.0},
+    },
     "mark overdue feedback": {
         "task": "feedback.tasks.mark_overdue",
         "schedule": 300.0,
         "options": {"expires": 300.0},
+    },
+    "send feedback alert digests": {
+        "task": "feedback.tasks.send_alert_digests",
+        "schedule": 60.0,
+        "options": {"expires": 60.0},
     },
 }
 

@@ -91,7 +91,8 @@ REDIS_URL = env_str("REDIS_URL") or ""
 if REDIS_URL:
     CACHES = {
         "default": {
-            "BACKEND": "django.core.cache.backends.redis.RedisCache",
+            # Errors are logged, not raised: a committed write never fails on the cache.
+            "BACKEND": "rollout_control.core.cache.TolerantRedisCache",
             "LOCATION": REDIS_URL,
             "KEY_PREFIX": "rc",
             "OPTIONS": {"socket_connect_timeout": 1, "socket_timeout": 1},
@@ -148,8 +149,29 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "csp.middleware.CSPMiddleware",
     "axes.middleware.AxesMiddleware",
 ]
+
+# Content-Security-Policy (django-csp): scripts only from our own static files, never inline
+# (the pages are browser-tested, so a violation is a console error that fails a test). Inline
+# style attributes stay allowed: the progress bars set their width with one.
+CONTENT_SECURITY_POLICY = {
+    # JSON endpoints render nothing; evaluation is the hot path.
+    "EXCLUDE_URL_PREFIXES": ["/ofrep/", "/api/v1/", "/metrics", "/healthz", "/readyz"],
+    "DIRECTIVES": {
+        "default-src": ["'self'"],
+        "script-src": ["'self'"],
+        "style-src": ["'self'", "'unsafe-inline'"],
+        "img-src": ["'self'", "data:"],
+        "connect-src": ["'self'"],
+        "font-src": ["'self'", "data:"],
+        "object-src": ["'none'"],
+        "base-uri": ["'self'"],
+        "form-action": ["'self'"],
+        "frame-ancestors": ["'none'"],
+    },
+}
 
 ROOT_URLCONF = "rollout_control.urls"
 WSGI_APPLICATION = "rollout_control.wsgi.application"
@@ -327,6 +349,17 @@ for _cidr in env_list("METRICS_ALLOWED_CIDRS", []):
         raise ImproperlyConfigured(f"METRICS_ALLOWED_CIDRS: {_cidr!r} is not a network") from None
 METRICS_TOKEN = env_str("METRICS_TOKEN") or ""
 
+# Webhooks go to public addresses only (rollout_control/core/outbound.py); these networks are
+# allowed as well, e.g. a receiver on the LAN (comma-separated CIDRs; default none).
+WEBHOOK_ALLOWED_NETWORKS = []
+for _cidr in env_list("WEBHOOK_ALLOWED_NETWORKS", []):
+    try:
+        WEBHOOK_ALLOWED_NETWORKS.append(ipaddress.ip_network(_cidr, strict=False))
+    except ValueError:
+        raise ImproperlyConfigured(
+            f"WEBHOOK_ALLOWED_NETWORKS: {_cidr!r} is not a network"
+        ) from None
+
 EMAIL_BACKEND = env_str(
     "EMAIL_BACKEND",
     "django.core.mail.backends.console.EmailBackend"
@@ -374,6 +407,9 @@ SNAPSHOT_POLLER_THREAD = env_bool("SNAPSHOT_POLLER_THREAD", True)
 # Evaluation requests per second per client token, per web process (0 turns the limit off).
 CLIENT_RATE_LIMIT = env_int("CLIENT_RATE_LIMIT", 1000, minimum=0)
 CLIENT_RATE_BURST = env_int("CLIENT_RATE_BURST", 2000, minimum=1)
+# Opt-ins change the configuration every process serves: bounded per token and per unit.
+OPT_IN_RATE_PER_TOKEN = env_int("OPT_IN_RATE_PER_TOKEN", 20, minimum=0)  # per second; 0: off
+OPT_IN_RATE_PER_UNIT = env_int("OPT_IN_RATE_PER_UNIT", 6, minimum=0)  # per minute; 0: off
 
 # Routes /bench/constant, the bare view tests/bench/bench_ofrep.py compares OFREP against.
 BENCH_VIEWS = env_bool("BENCH_VIEWS", False)
@@ -401,6 +437,13 @@ GUARDRAIL_INTERVAL_SECONDS = env_int("GUARDRAIL_INTERVAL_SECONDS", 60, minimum=1
 # Feedback intake: submissions per reporting unit, per web process (an hourly rate and a burst).
 FEEDBACK_RATE_PER_HOUR = env_int("FEEDBACK_RATE_PER_HOUR", 60, minimum=1)
 FEEDBACK_RATE_BURST = env_int("FEEDBACK_RATE_BURST", 10, minimum=1)
+# ... and per client token (every unit of one app together; rotating `unit` values do not
+# escape it).
+FEEDBACK_TOKEN_RATE_PER_HOUR = env_int("FEEDBACK_TOKEN_RATE_PER_HOUR", 300, minimum=1)
+FEEDBACK_TOKEN_RATE_BURST = env_int("FEEDBACK_TOKEN_RATE_BURST", 20, minimum=1)
+# At most one immediate alert per flag and priority per this many minutes; items arriving
+# meanwhile go out as one digest when the window ends (0 = alert for every item).
+FEEDBACK_ALERT_WINDOW_MINUTES = env_int("FEEDBACK_ALERT_WINDOW_MINUTES", 5, minimum=0)
 # feedback_satisfaction has data from this many distinct rating units (each one's latest rating).
 SATISFACTION_MIN_UNITS = env_int("SATISFACTION_MIN_UNITS", 5, minimum=1)
 # One named enum per feedback choice set in the OpenAPI schema (several serializers share them).

@@ -8,6 +8,9 @@ import os
 os.environ.setdefault("ROLLOUT_MODE", "development")
 os.environ.setdefault("DATABASE_URL", "postgres://postgres@127.0.0.1:5432/rollout_control")
 os.environ.setdefault("REDIS_URL", "redis://127.0.0.1:6379/1")
+# The suite's webhook receivers listen on loopback, as an operator's LAN receiver would be
+# allowed; tests of the refusal override it (tests/core/test_webhook_targets.py).
+os.environ.setdefault("WEBHOOK_ALLOWED_NETWORKS", "127.0.0.0/8")
 
 from rollout_control.settings import *  # noqa: F403
 

@@ -5,6 +5,7 @@ changes. Notifications (critical items, overdue items, exclusion requests) are q
 `core.notifications.notify`, which sends them through Celery after the commit.
 """
 
+from feedback.services.alerts import feedback_send_alert_digests
 from feedback.services.common import (
     DERIVED_PRIORITY,
     RESPONSE_TARGETS,
@@ -46,6 +47,7 @@ __all__ = [
     "feedback_exclude_unit",
     "feedback_mark_overdue",
     "feedback_request_exclusion",
+    "feedback_send_alert_digests",
     "feedback_set_priority",
     "feedback_state",
     "feedback_transition",

@@ -16,6 +16,7 @@ from feedback.models import (
     FeedbackStatus,
     FeedbackType,
 )
+from feedback.services.alerts import alert_window_claim
 from rollout_control.core.actors import Actor
 from rollout_control.core.notifications import notify
 from rollout_control.core.services import audit_record
@@ -111,10 +112,10 @@ def record_change(
 
 def locked_item(item: FeedbackItem | int) -> FeedbackItem:
     pk = item if isinstance(item, int) else item.pk
-    # `of=("self",)`: PostgreSQL cannot lock the nullable side of the assignee join.
-    return (
-        FeedbackItem.objects.select_for_update(of=("self",)).select_related("assignee").get(pk=pk)
-    )
+    # The row alone, no join: after waiting for a concurrent change PostgreSQL re-reads the
+    # locked row but not a joined one, so a select_related assignee could be the stale (None)
+    # one while assignee_id is the new one (a 500 in concurrent triage, issue 14).
+    return FeedbackItem.objects.select_for_update().get(pk=pk)
 
 
 def json_field(value: Any, name: str) -> dict[str, Any]:
@@ -138,6 +139,9 @@ def clean_text(text: Any, name: str = "text") -> str:
 
 
 def notify_critical(item: FeedbackItem, *, why: str) -> None:
+    # One alert per flag and priority per window; the rest go out as a digest (alerts.py).
+    if not alert_window_claim(item=item, now=timezone.now()):
+        return
     where = f" on flag {item.flag_key}" if item.flag_key else ""
     plan = f" ({item.plan_name} / {item.phase_name})" if item.plan_name else ""
     notify(

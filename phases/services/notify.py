@@ -1,11 +1,12 @@
 """Messages about plans: kickoff e-mails to a phase's cohort contacts, and decision notes to the
-team. Rendered here, sent by a Celery task after the transaction commits."""
+team. Rendered here, written to the outbox (core/outbox.py) and sent by Celery after the
+transaction commits."""
 
 from django.conf import settings
-from django.db import transaction
 from django.template import Context, Template
 
 from phases.models import Phase
+from rollout_control.core.outbox import outbox_email
 
 DEFAULT_KICKOFF_SUBJECT = "{{ plan }} - {{ phase }} beginning {{ date }}"
 DEFAULT_KICKOFF_BODY = """Dear {{ recipient }},
@@ -36,12 +37,9 @@ def _render(template: str, context: dict[str, object]) -> str:
 
 
 def _send_later(subject: str, body: str, recipients: list[str]) -> None:
-    from phases.tasks import send_email
-
+    # In the outbox with the change, sent after the commit, also when the broker was away then.
     if recipients:
-        transaction.on_commit(
-            lambda: send_email.delay(subject=subject, body=body, recipients=recipients)
-        )
+        outbox_email(subject=subject, body=body, recipients=recipients)
 
 
 def phase_contacts(phase: Phase) -> list[str]:

@@ -25,7 +25,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from flags.exposure import Exposure, capped, exposure_of, switched_off
-from flags.services import flag_lower, flag_state
+from flags.services import flag_lower, flag_set_kill_switch, flag_state
 from monitoring.windows import parse_window
 from phases.exceptions import PlanConflict
 from phases.models import (
@@ -312,6 +312,14 @@ def plan_restart_phase(*, plan: RolloutPlan, actor: Actor, now: dt.datetime | No
         _save(plan, "status", "status_reason")
         phase.status = Phase.Status.PENDING
         phase.save(update_fields=["status"])
+        for flag in plan_flags(plan):
+            # A person restarts the phase: the kill switches the rollback turned on go; one a
+            # person turned on stays (kill_switch_source says who).
+            if flag.everyone is False and flag.kill_switch_source == "plan":
+                flag_set_kill_switch(
+                    key=flag.name, killed=False, actor=actor, reason="phase restarted",
+                    source="plan",
+                )  # fmt: skip
         audit_record(
             actor=actor,
             action="plan.restart_phase",

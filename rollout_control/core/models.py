@@ -1,6 +1,9 @@
 from django.conf import settings
+from django.core.exceptions import ValidationError
 from django.db import models
 from django.utils import timezone
+
+from rollout_control.core.outbound import TargetRefused, check_url
 
 
 class ApiToken(models.Model):
@@ -136,6 +139,15 @@ class WebhookEndpoint(models.Model):
     def wants(self, event: str) -> bool:
         return self.enabled and (not self.events or event in self.events)
 
+    def clean(self) -> None:
+        # Never aimed inside (issue 14): checked here for the admin form, again at send time.
+        if not self.url:
+            return  # the field's own validation has said what is wrong
+        try:
+            check_url(self.url)
+        except TargetRefused as exc:
+            raise ValidationError({"url": exc.message}) from None
+
 
 class WebhookDelivery(models.Model):
     """One webhook message and how its delivery went (visible in the admin)."""
@@ -158,3 +170,41 @@ class WebhookDelivery(models.Model):
     def __str__(self) -> str:
         state = "delivered" if self.delivered_at else f"{self.attempts} attempt(s)"
         return f"{self.event} → {self.endpoint} ({state})"
+
+
+class OutboxMessage(models.Model):
+    """Work owed to the broker (an e-mail, a webhook delivery), written in the transaction that
+    owes it and pushed to Celery after the commit (rollout_control/core/outbox.py). A broker
+    that is away delays it; it is never lost and never sent twice."""
+
+    class Kind(models.TextChoices):
+        EMAIL = "email", "E-mail"
+        WEBHOOK = "webhook", "Webhook delivery"
+
+    kind = models.CharField(max_length=20, choices=Kind.choices)
+    payload = models.JSONField()
+    created_at = models.DateTimeField(default=timezone.now)
+    # Not before (a retry's backoff); empty: at once.
+    available_at = models.DateTimeField(null=True, blank=True)
+    # Last pushed to the broker by the drain (empty: never, or pushed on commit).
+    dispatched_at = models.DateTimeField(null=True, blank=True)
+    # A run holds the row until then (a worker that dies mid-run frees it by expiry).
+    locked_until = models.DateTimeField(null=True, blank=True)
+    attempts = models.PositiveIntegerField(default=0)
+    sent_at = models.DateTimeField(null=True, blank=True)
+    failed_at = models.DateTimeField(null=True, blank=True)
+    last_error = models.TextField(blank=True)
+
+    class Meta:
+        ordering = ["id"]
+        indexes = [
+            models.Index(
+                fields=["created_at"],
+                condition=models.Q(sent_at__isnull=True, failed_at__isnull=True),
+                name="core_outbox_pending",
+            )
+        ]
+
+    def __str__(self) -> str:
+        state = "sent" if self.sent_at else "failed" if self.failed_at else "pending"
+        return f"{self.kind} #{self.pk} ({state}, {self.attempts} attempt(s))"

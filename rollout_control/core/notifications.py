@@ -1,5 +1,5 @@
-"""Alerts to people and systems: e-mail to the team and signed webhooks, sent by Celery with
-retries and backoff after the transaction commits.
+"""Alerts to people and systems: e-mail to the team and signed webhooks, written to the outbox
+with the change and sent by Celery with retries and backoff after it commits (core/outbox.py).
 
 Generic webhooks POST `{"event", "sent_at", "data"}` with headers
 `X-Rollout-Timestamp: <unix seconds>` and
@@ -14,15 +14,14 @@ import hmac
 import json
 import logging
 import time
-import urllib.error
-import urllib.request
 from typing import Any
 
 from django.conf import settings
-from django.db import transaction
 from django.utils import timezone
 
-from rollout_control.core.models import WebhookDelivery, WebhookEndpoint
+from rollout_control.core import outbound
+from rollout_control.core.models import OutboxMessage, WebhookDelivery, WebhookEndpoint
+from rollout_control.core.outbox import outbox_add, outbox_email
 from rollout_control.core.validators import one_line
 
 TIMEOUT_SECONDS = 5
@@ -45,8 +44,6 @@ def notify(
 ) -> list[int]:
     """Queues an e-mail to the team and one delivery per interested webhook endpoint; with
     `immediate`, sends them now, in this thread (for alerts about Celery itself)."""
-    from rollout_control.core.tasks import deliver_webhook, send_team_email
-
     # Subjects are built from names (plans, guardrails, units): a line break in one would make
     # every e-mail about it fail (BadHeaderError). Names are refused with control characters;
     # this covers those stored earlier or set where no serializer looks.
@@ -64,17 +61,15 @@ def notify(
         if endpoint.wants(event)
     ]
     recipients = list(settings.TEAM_EMAILS) if email else []
-
-    def enqueue() -> None:
-        for delivery_id in deliveries:
-            deliver_webhook.delay(delivery_id=delivery_id)
-        if recipients:
-            send_team_email.delay(subject=subject, body=text, recipients=recipients)
-
     if immediate:
         _send_now(deliveries, subject, text, recipients)
         return deliveries
-    transaction.on_commit(enqueue)
+    # Kept in the database with the change (core/outbox.py): a broker that is away when the
+    # transaction commits delays these messages; it neither loses them nor fails the request.
+    for delivery_id in deliveries:
+        outbox_add(kind=OutboxMessage.Kind.WEBHOOK, payload={"delivery_id": delivery_id})
+    if recipients:
+        outbox_email(subject=subject, body=text, recipients=recipients)
     return deliveries
 
 
@@ -108,8 +103,9 @@ def _body(delivery: WebhookDelivery) -> bytes:
 
 
 def webhook_deliver(*, delivery_id: int) -> bool:
-    """One attempt. Records the outcome on the delivery and its endpoint; raises OSError on a
-    failure so the task retries with backoff."""
+    """One attempt, to a checked address (rollout_control/core/outbound.py). Records the outcome
+    on the delivery and its endpoint; raises OSError on a failure so the task retries with
+    backoff, except for a refused target (False: retrying cannot help)."""
     delivery = WebhookDelivery.objects.select_related("endpoint").get(pk=delivery_id)
     if delivery.delivered_at:
         return True  # a retried task after a success: nothing to do
@@ -122,16 +118,18 @@ def webhook_deliver(*, delivery_id: int) -> bool:
             "X-Rollout-Timestamp": timestamp,
             "X-Rollout-Signature": sign(endpoint.secret, timestamp, body),
         }
-    request = urllib.request.Request(endpoint.url, data=body, headers=headers, method="POST")  # noqa: S310
     delivery.attempts += 1
     now = timezone.now()
+    retry = True
     try:
-        with urllib.request.urlopen(request, timeout=TIMEOUT_SECONDS) as response:  # noqa: S310 (admin-set URL)
-            status = response.status
-    except urllib.error.HTTPError as exc:
-        status, error = exc.code, f"HTTP {exc.code}"
-    except OSError as exc:
-        status, error = None, str(exc)[:500]
+        status = outbound.post(endpoint.url, body, headers, TIMEOUT_SECONDS)
+    except outbound.Unresolvable as exc:
+        status, error = None, exc.message
+    except outbound.TargetRefused as exc:
+        # Saved before the rule, or the name now resolves inside: retrying will not help.
+        status, error, retry = None, f"Refused: {exc.message}", False
+    except outbound.DeliveryFailed as exc:
+        status, error = exc.status, exc.message
     else:
         error = ""
     delivery.response_status = status
@@ -143,4 +141,7 @@ def webhook_deliver(*, delivery_id: int) -> bool:
     delivery.last_error = error
     delivery.save(update_fields=["attempts", "response_status", "last_error"])
     WebhookEndpoint.objects.filter(pk=endpoint.pk).update(last_failure_at=now, last_error=error)
+    if not retry:
+        logger.warning("webhook %s refused: %s", endpoint.name, error)
+        return False
     raise OSError(f"webhook {endpoint.name} failed: {error}")

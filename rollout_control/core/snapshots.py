@@ -18,15 +18,22 @@ from django.db import close_old_connections, connection, transaction
 logger = logging.getLogger(__name__)
 
 POLL_SECONDS = 0.5
+# At most one rebuild per this many seconds per process (with the poller thread on), however
+# fast writes come: a client opting units in ten times a second cannot make every process
+# rebuild ten times a second. A write's own process still sees it at its next read once the
+# interval has passed, and every process within POLL_SECONDS after that.
+MIN_REBUILD_SECONDS = 0.5
 
 
 class SnapshotStore:
     def __init__(self) -> None:
         self._builders: dict[str, Callable[[int], Any]] = {}
         self._after_poll: list[Callable[[], None]] = []
+        self._on_reset: list[Callable[[], None]] = []
         self._values: dict[str, Any] = {}
         self._version: int | None = None
         self._verified_at = 0.0  # monotonic time of the last successful version check
+        self._built_at = 0.0  # monotonic time of the last rebuild
         self._lock = threading.Lock()
         self._pid: int | None = None
         self._dirty = False
@@ -40,6 +47,10 @@ class SnapshotStore:
         """`builder(version)` compiles one snapshot from the database."""
         self._builders[name] = builder
 
+    def on_reset(self, hook: Callable[[], None]) -> None:
+        """Runs on reset(): builders that keep state between rebuilds forget it."""
+        self._on_reset.append(hook)
+
     def after_poll(self, hook: Callable[[], None]) -> None:
         """Runs in the poller thread after each check (e.g. flushing batched token use)."""
         self._after_poll.append(hook)
@@ -48,7 +59,9 @@ class SnapshotStore:
         if self.threaded:
             self._ensure_poller()
         stale = not self.threaded and self.age() > self.poll_seconds
-        if self._dirty or stale or name not in self._values:
+        # With the poller on, a write's rebuild waits out the interval (the poller catches up).
+        dirty = self._dirty and (not self.threaded or self._may_rebuild())
+        if dirty or stale or name not in self._values:
             force, self._dirty = self._dirty, False
             try:
                 self.refresh(force=force)
@@ -68,15 +81,24 @@ class SnapshotStore:
     def version(self) -> int | None:
         return self._version
 
+    def _may_rebuild(self) -> bool:
+        return time.monotonic() - self._built_at >= MIN_REBUILD_SECONDS
+
     def refresh(self, *, force: bool = False) -> None:
-        """Checks the version and rebuilds if it moved (or when forced). Raises on DB errors."""
+        """Checks the version and rebuilds if it moved (or when forced). Raises on DB errors.
+        The poller's refreshes (threaded, not forced) rebuild at most once per
+        MIN_REBUILD_SECONDS; a moved version seen sooner is rebuilt at the next poll."""
         with self._lock:
+            missing = set(self._builders) - set(self._values)
+            if self.threaded and not force and not missing and not self._may_rebuild():
+                return
             version = _read_version()
-            if force or version != self._version or set(self._builders) - set(self._values):
+            if force or version != self._version or missing:
                 # Built aside and swapped in whole: readers never see a half-built state.
                 built = {name: builder(version) for name, builder in self._builders.items()}
                 self._values = built
                 self._version = version
+                self._built_at = time.monotonic()
             self._verified_at = time.monotonic()
 
     def reset(self) -> None:
@@ -85,6 +107,9 @@ class SnapshotStore:
             self._values = {}
             self._version = None
             self._verified_at = 0.0
+            self._built_at = 0.0
+            for hook in self._on_reset:
+                hook()
 
     def mark_dirty(self) -> None:
         """After a write, this process re-checks at its next read, not up to 0.5 s later.

@@ -3,6 +3,7 @@ from django.conf import settings
 from django.core.mail import send_mail
 
 from rollout_control.core.notifications import webhook_deliver
+from rollout_control.core.outbox import outbox_drain, outbox_run
 from rollout_control.core.validators import one_line
 
 
@@ -29,3 +30,15 @@ def deliver_webhook(*, delivery_id: int) -> bool:
 def send_team_email(*, subject: str, body: str, recipients: list[str]) -> None:
     # one_line: a BadHeaderError is not retried, so a bad subject would lose the message.
     send_mail(one_line(subject), body, settings.DEFAULT_FROM_EMAIL, recipients)
+
+
+@shared_task(name="core.tasks.outbox_send", ignore_result=True)
+def outbox_send(*, message_id: int) -> bool:
+    # Retries are the outbox's (backoff on the row, pushed again by the drain), not Celery's:
+    # a retry queued in a broker that then goes away would be lost.
+    return outbox_run(message_id=message_id)
+
+
+@shared_task(name="core.tasks.outbox_drain", ignore_result=True)
+def outbox_drain_task() -> int:
+    return outbox_drain()

@@ -17,6 +17,7 @@ from feedback.models import FeedbackComment, FeedbackItem
 from feedback.services import feedback_create
 from flags import services as flag_services
 from phases.services import plan_create_from_template
+from phases.services.notify import phase_contacts, send_kickoff
 from phases.tasks import send_email
 from rollout_control.core.actors import Actor
 from rollout_control.core.models import AuditEntry
@@ -192,10 +193,29 @@ def test_team_email__subject_with_a_line_break__sent_on_one_line(
     assert message.bcc == []
 
 
-def test_kickoff_email__subject_with_control_characters__sent_on_one_line() -> None:
-    send_email(subject="Launch\r\n\x0b- kickoff", body="Hello", recipients=["org@example.com"])
+def test_kickoff_email__plan_name_stored_with_a_line_break__sent_on_one_line(
+    django_capture_on_commit_callbacks: Any,
+) -> None:
+    """A name stored before names were checked (or through the admin) still gets its e-mail."""
+    for key in COHORTS:
+        flag_services.cohort_create(key=key, actor=SYSTEM, contacts=["org@example.com"])
+    for key in ("scenes", "reports", "dragdrop"):
+        flag_services.flag_create(key=key, actor=SYSTEM)
+    plan = plan_create_from_template(
+        template_key="feature-release",
+        name="Launch\r\nBcc: evil@example.com",
+        actor=SYSTEM,
+        flags={"basic": "scenes", "reporting": "reports", "drag_drop": "dragdrop"},
+        cohorts={key: key for key in COHORTS},
+    )
+    phase = next(p for p in plan.phases.order_by("position") if phase_contacts(p))
+    with django_capture_on_commit_callbacks(execute=True):
+        assert send_kickoff(phase) == ["org@example.com"]
     (message,) = mail.outbox
-    assert message.subject == "Launch - kickoff"
+    assert message.subject.startswith("Launch Bcc: evil@example.com - ")
+    assert message.bcc == []
+    send_email(subject="Launch\r\n\x0b- kickoff", body="Hello", recipients=["org@example.com"])
+    assert mail.outbox[1].subject == "Launch - kickoff"  # a task queued before the fix
 
 
 SENT = "  indented\nline  \n"

@@ -548,3 +548,39 @@ def test_degradation_over__a_kill_switch_a_person_turned_on_meanwhile__stays_on(
             services.degradation_check(now=datetime.now(UTC))
     assert Flag.objects.get(name="confetti").everyone is False
     assert Flag.objects.get(name="banner").everyone is None
+
+
+@pytest.mark.django_db
+def test_restart_after_off_rollback__rollback_kill_switch_released_persons_kept() -> None:
+    flag_services.flag_create(key="g", actor=SYSTEM)
+    plan = services.plan_create(
+        name="two",
+        definition={
+            "flags": ["a", "b"],
+            "allowed_weekdays": list(range(7)),
+            "rollback_to": "off",
+            "phases": [
+                {
+                    "name": "Beta",
+                    "targets": [
+                        {"flag": "a", "start": 10, "step": 10},
+                        {"flag": "b", "start": 10, "step": 10},
+                    ],
+                }
+            ],
+        },
+        flags={"a": _flag("f"), "b": "g"},
+        actor=SYSTEM,
+    )
+    services.plan_activate(plan=plan, actor=SYSTEM, now=START)
+    flag_services.flag_set_kill_switch(key="g", killed=True, actor=PERSON, reason="mine")
+    services.plan_rollback(plan=plan, trigger="manual", actor=SYSTEM, reason="r")
+    assert Flag.objects.get(name="f").kill_switch_source == "plan"
+    services.plan_restart_phase(plan=plan, actor=SYSTEM, now=START + timedelta(days=1))
+    assert Flag.objects.get(name="f").everyone is None  # the rollback's kill switch released
+    assert Flag.objects.get(name="g").everyone is False  # the person's stays
+
+
+def _flag(key: str) -> str:
+    flag_services.flag_create(key=key, actor=SYSTEM)
+    return key
