@@ -52,7 +52,12 @@ def _authorize(request: HttpRequest) -> TokenSnap:
     raw = raw_token_from(request)
     token = token_lookup(raw) if raw else None
     if token is None:
-        details = "Send a client token as 'Authorization: Bearer <token>' or 'X-API-Key'."
+        how = "Send a client token as 'Authorization: Bearer <token>' or 'X-API-Key: <token>'."
+        details = (
+            f"No token was sent. {how}"
+            if not raw
+            else "The token was not recognised (unknown, revoked or expired). " + how
+        )
         raise _Refusal(
             _json({"errorDetails": details}, 401, WWW_Authenticate='Bearer realm="ofrep"')
         )

@@ -1,7 +1,7 @@
 import os
 
 from celery import Celery
-from celery.signals import worker_init, worker_ready
+from celery.signals import worker_init
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "rollout_control.settings")
 
@@ -33,11 +33,3 @@ def _task_statement_timeout(**kwargs: object) -> None:
             settings.DATABASE_LOCK_TIMEOUT, settings.DATABASE_TASK_STATEMENT_TIMEOUT
         )
         connections.close_all()
-
-
-@worker_ready.connect
-def _drain_outbox(**kwargs: object) -> None:
-    # Messages owed while no worker or no broker was up go out now, not at beat's next drain.
-    from rollout_control.core.tasks import outbox_drain_task
-
-    outbox_drain_task.delay()

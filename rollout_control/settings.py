@@ -151,6 +151,8 @@ MIDDLEWARE = [
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "csp.middleware.CSPMiddleware",
     "axes.middleware.AxesMiddleware",
+    # Last, so its process_exception sees a view's database error first.
+    "rollout_control.core.middleware.DatabaseUnavailableMiddleware",
 ]
 
 # Content-Security-Policy (django-csp): scripts only from our own static files, never inline
@@ -368,6 +370,8 @@ EMAIL_BACKEND = env_str(
 )
 EMAIL_HOST = env_str("EMAIL_HOST", "localhost")
 EMAIL_PORT = env_int("EMAIL_PORT", 25, minimum=1)
+# Seconds: a mail server that hangs must not hold a send past the outbox's claim on it.
+EMAIL_TIMEOUT = env_int("EMAIL_TIMEOUT", 10, minimum=1)
 DEFAULT_FROM_EMAIL = env_str("DEFAULT_FROM_EMAIL", "rollouts@localhost")
 
 LOG_LEVEL = env_str("LOG_LEVEL", "INFO")

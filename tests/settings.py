@@ -8,6 +8,9 @@ import os
 os.environ.setdefault("ROLLOUT_MODE", "development")
 os.environ.setdefault("DATABASE_URL", "postgres://postgres@127.0.0.1:5432/rollout_control")
 os.environ.setdefault("REDIS_URL", "redis://127.0.0.1:6379/1")
+# Many tests opt the same unit in and out as several principals; the per-unit limit has its own
+# tests (tests/flags/test_snapshot_rebuilds.py), which set their own limiter.
+os.environ.setdefault("OPT_IN_RATE_PER_UNIT", "6000")
 # The suite's webhook receivers listen on loopback, as an operator's LAN receiver would be
 # allowed; tests of the refusal override it (tests/core/test_webhook_targets.py).
 os.environ.setdefault("WEBHOOK_ALLOWED_NETWORKS", "127.0.0.0/8")

@@ -9,6 +9,8 @@ class CoreConfig(AppConfig):
 
     def ready(self) -> None:
         from rollout_control.core import tokens  # noqa: F401 (registers the token snapshot)
+        from rollout_control.core.errors import list_valid_choices
         from rollout_control.core.snapshots import store
 
         store.threaded = settings.SNAPSHOT_POLLER_THREAD
+        list_valid_choices()

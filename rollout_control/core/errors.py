@@ -7,7 +7,7 @@ from django.db import InterfaceError, OperationalError
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.views import defaults
 from psycopg.errors import LockNotAvailable, QueryCanceled
-from rest_framework import exceptions, status
+from rest_framework import exceptions, serializers, status
 from rest_framework.response import Response
 from rest_framework.views import exception_handler
 
@@ -74,6 +74,10 @@ def api_exception_handler(exc: Exception, context: dict[str, Any]) -> Response |
         )
     if isinstance(exc, exceptions.ValidationError):
         return _validation_response(exc)
+    if isinstance(exc, exceptions.UnsupportedMediaType):
+        # What curl sends for `-d` without a header (a form encoding): say what to do instead.
+        message = f"{exc.detail} Send JSON with the header 'Content-Type: application/json'."
+        return Response(error_body("unsupported_media_type", message), status=exc.status_code)
     response = exception_handler(exc, context)
     if response is None:
         return None
@@ -84,6 +88,38 @@ def api_exception_handler(exc: Exception, context: dict[str, Any]) -> Response |
     message = detail if isinstance(detail, str) else "Request failed."
     response.data = error_body(code, str(message))
     return response
+
+
+CHOICES_LISTED = 12  # past this many (time zones), the message points at the schema instead
+
+
+def choices_message(value: Any, choices: list[str]) -> str:
+    listed = ", ".join(choices[:CHOICES_LISTED])
+    if len(choices) > CHOICES_LISTED:
+        listed += f", … ({len(choices)} in all; see /api/schema/)"
+    return f'"{value}" is not a valid choice; choose one of: {listed}.'
+
+
+def list_valid_choices() -> None:
+    """Every API choice field's "not a valid choice" also says which are (DRF names only the
+    value sent). Installed once, from CoreConfig.ready, so every serializer gets it."""
+    original = serializers.ChoiceField.to_internal_value
+    if getattr(original, "lists_choices", False):
+        return
+
+    def to_internal_value(self: serializers.ChoiceField, data: Any) -> Any:
+        try:
+            return original(self, data)
+        except exceptions.ValidationError as exc:
+            if exc.get_codes() != ["invalid_choice"]:
+                raise
+            valid = [str(key) for key in self.choices]
+            raise exceptions.ValidationError(
+                choices_message(data, valid), code="invalid_choice"
+            ) from None
+
+    to_internal_value.lists_choices = True  # type: ignore[attr-defined]
+    serializers.ChoiceField.to_internal_value = to_internal_value  # type: ignore[method-assign]
 
 
 def _wants_json(request: HttpRequest) -> bool:

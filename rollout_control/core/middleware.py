@@ -1,9 +1,11 @@
+import logging
 import re
 import time
 import uuid
 from collections.abc import Callable
 
 from django.conf import settings
+from django.db import InterfaceError, OperationalError
 from django.http import HttpRequest, HttpResponse, HttpResponseBadRequest, JsonResponse
 from django.urls import Resolver404, resolve
 from django.utils.html import escape
@@ -12,6 +14,7 @@ from rollout_control.core import metrics
 from rollout_control.core.context import request_id_var
 from rollout_control.core.errors import error_body, not_found
 
+logger = logging.getLogger(__name__)
 _SAFE_REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
 
 
@@ -31,6 +34,34 @@ class RequestIdMiddleware:
         finally:
             request_id_var.reset(token)
         response["X-Request-ID"] = request_id
+        return response
+
+
+class DatabaseUnavailableMiddleware:
+    """A page whose database work failed (PostgreSQL down, a row lock held past lock_timeout, a
+    statement past statement_timeout) answers 503 with Retry-After, not a 500: the API's
+    exception handler does the same in JSON (rollout_control/core/errors.py)."""
+
+    def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        return self.get_response(request)
+
+    def process_exception(self, request: HttpRequest, exception: Exception) -> HttpResponse | None:
+        if not isinstance(exception, OperationalError | InterfaceError):
+            return None
+        logger.error("database unavailable on %s: %s", request.path, exception)
+        message = "The database is busy or unavailable; nothing was changed. Try again shortly."
+        if request.path.startswith(("/api/", "/ofrep/")):
+            response: HttpResponse = JsonResponse(error_body("unavailable", message), status=503)
+        else:
+            response = HttpResponse(
+                "<!doctype html><title>Try again shortly</title><h1>Try again shortly</h1>"
+                f"<p>{escape(message)}</p>",
+                status=503,
+            )
+        response["Retry-After"] = "5"
         return response
 
 

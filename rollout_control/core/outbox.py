@@ -3,9 +3,9 @@
 A service that owes a message (an e-mail, a webhook delivery) calls `outbox_add` inside its own
 transaction: the row commits with the change or not at all. After the commit the row's id is
 pushed to Celery (`core.tasks.outbox_send`). When the broker is away the push fails, is logged,
-and the request still answers: the row waits, and `core.tasks.outbox_drain` (beat, and each
-worker as it starts) pushes it once the broker is back. A push lost with an unpersisted Redis is
-pushed again after REDISPATCH_AFTER.
+and the request still answers: the row waits, and `core.tasks.outbox_drain` (beat, every 30 s)
+pushes it once the broker is back. A push lost with an unpersisted Redis is pushed again after
+REDISPATCH_AFTER.
 
 Nothing is sent twice: however many copies of the task run (a push on commit and a drain, a
 redelivered message), each first claims the row with a conditional update, and only the one that
@@ -31,9 +31,9 @@ logger = logging.getLogger(__name__)
 
 # A run holds its row this long: longer than any handler takes (webhooks time out in 5 s).
 LEASE = timedelta(minutes=5)
-# The drain leaves fresh rows to the push on commit, and re-pushes a row it pushed that has
-# not run after REDISPATCH_AFTER (a Redis restarted without persistence forgets its queue).
-GRACE = timedelta(seconds=10)
+# The drain re-pushes a row it pushed that has not run after REDISPATCH_AFTER (a Redis restarted
+# without persistence forgets its queue). It may also push a row just pushed on commit: the
+# claim in outbox_run makes the second copy a no-op.
 REDISPATCH_AFTER = timedelta(minutes=5)
 DRAIN_BATCH = 500
 # Failed sends are retried with backoff (15 s, 30 s, ... at most 10 minutes apart), then given up.
@@ -157,10 +157,8 @@ def outbox_drain() -> int:
     now = timezone.now()
     OutboxMessage.objects.filter(sent_at__lt=now - KEEP_SENT).delete()
     not_pushed = Q(dispatched_at__isnull=True) | Q(dispatched_at__lt=now - REDISPATCH_AFTER)
-    ready = (
-        OutboxMessage.objects.filter(sent_at__isnull=True, failed_at__isnull=True)
-        .filter(_due(now), not_pushed)
-        .filter(Q(created_at__lte=now - GRACE) | Q(available_at__isnull=False))
+    ready = OutboxMessage.objects.filter(
+        _due(now), not_pushed, sent_at__isnull=True, failed_at__isnull=True
     )
     pushed = 0
     for message_id in ready.values_list("pk", flat=True)[:DRAIN_BATCH]:

@@ -7,6 +7,8 @@ from rollout_control.core.outbox import outbox_drain, outbox_run
 from rollout_control.core.validators import one_line
 
 
+# deliver_webhook and send_team_email are what releases before the outbox queued; kept so
+# messages still in the broker at an upgrade are sent. New messages go through outbox_send.
 @shared_task(
     name="core.tasks.deliver_webhook",
     autoretry_for=(OSError,),

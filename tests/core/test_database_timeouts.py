@@ -4,11 +4,14 @@ statements stop at statement_timeout; evaluation keeps serving from the snapshot
 
 import time
 from collections.abc import Iterator
+from typing import Any
 
 import psycopg
 import pytest
 from django.conf import settings
 from django.db import connection, connections
+from django.test import Client
+from django.urls import reverse
 from rest_framework.test import APIClient
 
 from flags import services as flag_services
@@ -84,6 +87,26 @@ def test_flag_patch__row_locked_elsewhere__503_json_within_lock_timeout_nothing_
     flag.refresh_from_db()
     assert (flag.basis_points, flag.version) == (1000, 1)
     assert AuditEntry.objects.filter(action="flag.update").count() == audited
+
+
+@pytest.mark.django_db(transaction=True)
+def test_dashboard_kill_switch__row_locked_elsewhere__503_page_with_retry_after(
+    release_manager: Any, flag: Flag, row_lock: psycopg.Connection
+) -> None:
+    client = Client()
+    client.force_login(release_manager)
+    started = time.monotonic()
+    response = client.post(
+        reverse("dashboard:flag_kill_switch", args=["checkout"]),
+        {"killed": "on", "reason": "incident", "version": 1},
+    )
+    assert response.status_code == 503
+    assert "Try again shortly" in response.content.decode()
+    assert int(response["Retry-After"]) > 0
+    assert time.monotonic() - started < settings.DATABASE_LOCK_TIMEOUT + 1
+    row_lock.rollback()
+    flag.refresh_from_db()
+    assert (flag.everyone, flag.version) == (None, 1)
 
 
 @pytest.mark.django_db(transaction=True)

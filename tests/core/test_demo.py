@@ -109,7 +109,7 @@ def test_load_demo__readme_breach_curl_with_ingest_token__rolled_back_after_thre
     section = readme.split("### Breaking the demo on purpose", 1)[1].split("\n## ", 1)[0]
     block = section.split("```bash\n", 1)[1].split("```", 1)[0]
     assert "curl -s -X POST http://127.0.0.1:8000/api/v1/metrics/" in block
-    assert '-H "Authorization: Bearer $INGEST"' in block
+    assert '-H "Authorization: Bearer $INGEST_TOKEN"' in block
     # The body exactly as the shell builds it: curl replaced by a function printing its -d.
     fake_curl = 'curl() { while [ $# -gt 0 ]; do [ "$1" = -d ] && printf %s "$2"; shift; done; }\n'
     body = subprocess.run(

@@ -61,6 +61,7 @@ def test_breach_to_rolled_back_answer__within_interval_plus_one_second(tmp_path:
         "flags": ["f"],
         "allowed_weekdays": list(range(7)),
         "guardrails": [guardrail],
+        "rollback_to": "off",
         "phases": [
             {
                 "name": "Open beta",
@@ -72,7 +73,7 @@ def test_breach_to_rolled_back_answer__within_interval_plus_one_second(tmp_path:
         name="latency", definition=definition, flags={"f": "latency-flag"}, actor=SYSTEM
     )
     services.plan_activate(plan=plan, actor=SYSTEM, now=timezone.now() - timedelta(days=1))
-    # No traffic yet, so no check passes and no checkpoint exists: the rollback kills the flag.
+    # The plan rolls back to off: the answer to wait for is the kill switch (DISABLED).
     _, token = api_token_create(name="app", scope="client", actor=Actor.system())
     _, reporter = api_token_create(name="reporter", scope="ingest", actor=Actor.system())
 

@@ -124,5 +124,5 @@ def test_worker_killed_mid_rollback__applied_once(tmp_path: object) -> None:
     assert Incident.objects.filter(plan=plan).count() == 1
     assert AuditEntry.objects.filter(action="plan.rollback").count() == 1
     assert (
-        AuditEntry.objects.filter(action="flag.update", reason__startswith="rollback").count() == 1
+        AuditEntry.objects.filter(action="flag.lower", reason__startswith="rollback").count() == 1
     )
