@@ -330,6 +330,8 @@ if not CELERY_BROKER_URL:
         "data_folder_out": str(_broker_dir),
         "processed_folder": str(_broker_dir / "processed"),
         "store_processed": False,
+        # kombu's exchange and pidbox files (default: ./control, in whatever folder it runs).
+        "control_folder": str(_broker_dir / "control"),
     }
 CELERY_TASK_DEFAULT_QUEUE = env_str("CELERY_QUEUE") or "rollout_control"
 CELERY_TASK_ACKS_LATE = True

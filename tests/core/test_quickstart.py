@@ -59,5 +59,8 @@ def test_quickstart__fresh_copy__serves_login_and_healthz_within_3_minutes(
     assert "Demo logins" in output
     assert "admin " in output
     assert not (clone / "var").exists() or (clone / "var" / "dev.sqlite3").exists()
+    # The filesystem broker keeps its exchange files under var/, not in the checkout's top level.
+    assert not (clone / "control").exists()
+    assert (clone / "var" / "broker" / "control").is_dir()
     print(f"quickstart served /healthz after {elapsed:.0f}s")
     assert elapsed < 180
