@@ -1,11 +1,15 @@
 """Alerts when beat or the worker stops ticking, once, and once more when it recovers; the same
 for the components other apps register (monitoring.heartbeats: the guardrail checks).
 
-Checked from the web processes (the snapshot poller thread, at most every 30 s), because a dead
-beat or worker cannot report on itself; sent directly rather than through Celery for the same
-reason. A conditional update makes sure only one process sends each alert."""
+Checked from the web processes, because a dead beat or worker cannot report on itself; sent
+directly rather than through Celery for the same reason. The check runs on a timer thread of its
+own (started by the snapshot poller, every 30 s), never on the poller itself: a mail server or
+webhook that hangs (EMAIL_TIMEOUT, the webhook timeout) must not stop flag changes reaching this
+process. A conditional update makes sure only one process sends each alert."""
 
 import logging
+import os
+import threading
 import time
 
 from django.utils import timezone
@@ -15,7 +19,6 @@ from monitoring.selectors import scheduler_status
 
 logger = logging.getLogger(__name__)
 CHECK_EVERY_SECONDS = 30.0
-_last_check = 0.0
 
 
 def scheduler_stall_check() -> list[str]:
@@ -47,11 +50,33 @@ def scheduler_stall_check() -> list[str]:
     return sent
 
 
+_started_in: int | None = None
+_start_lock = threading.Lock()
+
+
+def _check_forever() -> None:
+    from django.db import close_old_connections
+
+    while True:
+        time.sleep(CHECK_EVERY_SECONDS)
+        try:
+            scheduler_stall_check()
+        except Exception:
+            logger.warning("scheduler stall check failed", exc_info=True)
+        finally:
+            close_old_connections()
+
+
 def stall_check_from_poller() -> None:
-    global _last_check
+    """The poller's hook: makes sure this process's stall-alert timer runs (one per process, a
+    new one after a fork). It returns at once whatever the check is doing."""
+    global _started_in
     from rollout_control.core.snapshots import store
 
-    if not store.threaded or time.monotonic() - _last_check < CHECK_EVERY_SECONDS:
+    if not store.threaded or _started_in == os.getpid():
         return
-    _last_check = time.monotonic()
-    scheduler_stall_check()
+    with _start_lock:
+        if _started_in == os.getpid():
+            return
+        _started_in = os.getpid()
+        threading.Thread(target=_check_forever, name="stall-alerts", daemon=True).start()

@@ -36,3 +36,37 @@ def test_stall_alert__component_never_started__no_alert() -> None:
         heartbeat_record(component="worker")
     assert scheduler_stall_check() == ["worker stalled"]  # real time is months later
     assert len(mail.outbox) == 1
+
+
+def test_stall_alert__mail_server_hangs__poller_hook_returns_at_once(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The alert runs on its own timer thread: a hanging send cannot hold up the snapshot poller
+    (and with it every flag change reaching this process)."""
+    import threading
+
+    from monitoring import stall
+    from rollout_control.core.snapshots import store
+
+    entered, release = threading.Event(), threading.Event()
+
+    def hanging_check() -> list[str]:
+        entered.set()
+        release.wait(30)
+        threading.Event().wait()  # parks this daemon thread for good: it must not loop on
+        return []  # into the real check once the test has ended
+
+    monkeypatch.setattr(stall, "scheduler_stall_check", hanging_check)
+    monkeypatch.setattr(stall, "CHECK_EVERY_SECONDS", 0.01)
+    monkeypatch.setattr(stall, "_started_in", None)
+    monkeypatch.setattr(store, "threaded", True)
+    hook = threading.Thread(target=stall.stall_check_from_poller)
+    hook.start()
+    hook.join(2)
+    try:
+        assert not hook.is_alive()  # the poller's hook returned
+        assert entered.wait(5)  # while the check itself is stuck on its own thread
+        stall.stall_check_from_poller()  # and again: no second timer in this process
+        assert [t.name for t in threading.enumerate()].count("stall-alerts") == 1
+    finally:
+        release.set()
