@@ -10,11 +10,11 @@ not wait, both would answer 200, and the test would fail.
 
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from django.db import connection, connections
+from django.db import connections
 from rest_framework.test import APIClient
 
 from flags import services as flag_services
@@ -24,11 +24,11 @@ from phases.models import RolloutPlan
 from rollout_control.core.actors import Actor
 from rollout_control.core.models import AuditEntry
 from tests.phases.conftest import SYSTEM, release_flags, two_flag_release
+from tests.races import LOCK_WAIT_TIMEOUT, HoldAfterLock, waiting_for_lock
 
 __all__ = ["release_flags"]  # the fixture, used by name
 
 FLAG = "/api/v1/flags/checkout/"
-LOCK_WAIT_TIMEOUT = 10.0
 
 
 @pytest.fixture
@@ -268,37 +268,12 @@ def test_plan_patch__support_staff__403(
 # Two edits at once ------------------------------------------------------------------------------
 
 
-class _HoldAfterLock:
-    """An execute wrapper that, once its connection has run a SELECT ... FOR UPDATE, holds that
-    transaction open until `release` is set."""
-
-    def __init__(self) -> None:
-        self.locked = threading.Event()
-        self.release = threading.Event()
-
-    def __call__(self, execute: Callable, sql: str, params: Any, many: bool, context: Any) -> Any:
-        result = execute(sql, params, many, context)
-        if "FOR UPDATE" in sql and not self.locked.is_set():
-            self.locked.set()
-            self.release.wait(LOCK_WAIT_TIMEOUT)
-        return result
-
-
-def _waiting_for_lock() -> bool:
-    with connection.cursor() as cursor:
-        cursor.execute(
-            "SELECT count(*) FROM pg_stat_activity"
-            " WHERE datname = current_database() AND wait_event_type = 'Lock'"
-        )
-        return cursor.fetchone()[0] > 0
-
-
 def _race(token: str, url: str, first: dict[str, Any], second: dict[str, Any]) -> list[int]:
     """Sends `first` and, while it holds the row lock, `second`: their statuses, in that order."""
-    hold = _HoldAfterLock()
+    hold = HoldAfterLock()
     statuses: dict[str, int] = {}
 
-    def send(name: str, body: dict[str, Any], wrapper: _HoldAfterLock | None) -> None:
+    def send(name: str, body: dict[str, Any], wrapper: HoldAfterLock | None) -> None:
         client = APIClient()
         client.credentials(HTTP_AUTHORIZATION=f"Bearer {token}")
         try:
@@ -316,7 +291,7 @@ def _race(token: str, url: str, first: dict[str, Any], second: dict[str, Any]) -
     waiter = threading.Thread(target=send, args=("second", second, None))
     waiter.start()
     deadline = time.monotonic() + LOCK_WAIT_TIMEOUT
-    while not _waiting_for_lock() and time.monotonic() < deadline:
+    while not waiting_for_lock() and time.monotonic() < deadline:
         time.sleep(0.01)  # polling PostgreSQL for the waiter, not waiting for time to pass
     hold.release.set()
     holder.join(LOCK_WAIT_TIMEOUT)

@@ -285,15 +285,24 @@ def check_guardrails(*, now: dt.datetime) -> dict[str, int]:
         plan.refresh_from_db()
         if plan.status not in LIVE_STATUSES or not guardrails:
             continue
-        fresh = [Guardrail.objects.get(pk=g.pk) for g in guardrails]
-        holding = [
-            g.name for g in fresh if g.action != Guardrail.Action.ALERT and g.last_verdict == FAIL
-        ]
-        plan_set_held(
-            plan=plan,
-            reason=("failing: " + ", ".join(holding)) if holding else "",
-            actor=Actor.system("guardrails"),
-        )
-        with transaction.atomic():
-            safe_point_observe(plan=plan, guardrails=fresh, now=now)
+        try:
+            _hold_and_observe(plan, guardrails, now)
+        except Exception:
+            # A lock held too long (lock_timeout) or a failing query on one plan: the other
+            # plans are still checked, and this one is held and observed at the next run.
+            logger.exception("plan %s: holding or safe-point observation failed", plan.pk)
     return {"checked": checked}
+
+
+def _hold_and_observe(plan: RolloutPlan, guardrails: list[Guardrail], now: dt.datetime) -> None:
+    fresh = [Guardrail.objects.get(pk=g.pk) for g in guardrails]
+    holding = [
+        g.name for g in fresh if g.action != Guardrail.Action.ALERT and g.last_verdict == FAIL
+    ]
+    plan_set_held(
+        plan=plan,
+        reason=("failing: " + ", ".join(holding)) if holding else "",
+        actor=Actor.system("guardrails"),
+    )
+    with transaction.atomic():
+        safe_point_observe(plan=plan, guardrails=fresh, now=now)

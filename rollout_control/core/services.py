@@ -354,19 +354,25 @@ def webhook_endpoint_record(
     return audit_record(actor=actor, action=action, obj=endpoint, before=before, after=after)
 
 
-def webhook_endpoint_delete(*, endpoint: WebhookEndpoint, actor: Actor) -> None:
+def _delete_audited(obj: Model, *, actor: Actor, action: str, before: dict[str, Any]) -> None:
+    """Deletes `obj` and writes its audit row, which keeps the identity the row no longer has."""
     with transaction.atomic():
-        before = webhook_endpoint_state(endpoint)
-        object_id, object_repr = str(endpoint.pk), str(endpoint)
-        endpoint.delete()
+        object_type, object_id, object_repr = obj._meta.label_lower, str(obj.pk), str(obj)
+        obj.delete()
         audit_record(
             actor=actor,
-            action="webhook.delete",
-            object_type="core.webhookendpoint",
+            action=action,
+            object_type=object_type,
             object_id=object_id,
             object_repr=object_repr,
             before=before,
         )
+
+
+def webhook_endpoint_delete(*, endpoint: WebhookEndpoint, actor: Actor) -> None:
+    _delete_audited(
+        endpoint, actor=actor, action="webhook.delete", before=webhook_endpoint_state(endpoint)
+    )
 
 
 # Periodic tasks (django-celery-beat) are edited in the admin: disabling or rescheduling one, the
@@ -424,18 +430,9 @@ def periodic_task_set_enabled(*, task: PeriodicTask, enabled: bool, actor: Actor
 
 
 def periodic_task_delete(*, task: PeriodicTask, actor: Actor) -> None:
-    with transaction.atomic():
-        before = periodic_task_state(task)
-        object_id, object_repr = str(task.pk), str(task)
-        task.delete()
-        audit_record(
-            actor=actor,
-            action="periodic_task.delete",
-            object_type="django_celery_beat.periodictask",
-            object_id=object_id,
-            object_repr=object_repr,
-            before=before,
-        )
+    _delete_audited(
+        task, actor=actor, action="periodic_task.delete", before=periodic_task_state(task)
+    )
 
 
 def schedule_state(schedule: Model) -> dict[str, Any]:

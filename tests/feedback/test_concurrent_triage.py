@@ -7,41 +7,20 @@ lock; only then does the first commit."""
 
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from django.db import connection, connections
+from django.db import connections
 from rest_framework.test import APIClient
 
 from feedback.models import FeedbackItem
 from rollout_control.core.models import AuditEntry
 from tests.feedback.conftest import file
+from tests.races import HoldAfterLock, waiting_for_lock
 
 URL = "/api/v1/feedback/"
 WAIT = 10.0
-
-
-class _HoldAfterLock:
-    def __init__(self) -> None:
-        self.locked = threading.Event()
-        self.release = threading.Event()
-
-    def __call__(self, execute: Callable, sql: str, params: Any, many: bool, context: Any) -> Any:
-        result = execute(sql, params, many, context)
-        if "FOR UPDATE" in sql and not self.locked.is_set():
-            self.locked.set()
-            self.release.wait(WAIT)
-        return result
-
-
-def _waiting_for_lock() -> bool:
-    with connection.cursor() as cursor:
-        cursor.execute(
-            "SELECT count(*) FROM pg_stat_activity"
-            " WHERE datname = current_database() AND wait_event_type = 'Lock'"
-        )
-        return cursor.fetchone()[0] > 0
 
 
 Request = tuple[str, str, dict[str, Any]]  # method, url, body
@@ -49,10 +28,10 @@ Request = tuple[str, str, dict[str, Any]]  # method, url, body
 
 def _race(token: str, first: Request, second: Request) -> list[tuple[int, Any]]:
     """Sends `first` and, while it holds its row lock, `second`: (status, body) of each."""
-    hold = _HoldAfterLock()
+    hold = HoldAfterLock()
     answers: dict[str, tuple[int, Any]] = {}
 
-    def send(name: str, request: Request, wrapper: _HoldAfterLock | None) -> None:
+    def send(name: str, request: Request, wrapper: HoldAfterLock | None) -> None:
         client = APIClient()
         client.credentials(HTTP_AUTHORIZATION=f"Bearer {token}")
         method, url, body = request
@@ -72,9 +51,9 @@ def _race(token: str, first: Request, second: Request) -> list[tuple[int, Any]]:
     waiter = threading.Thread(target=send, args=("second", second, None))
     waiter.start()
     deadline = time.monotonic() + WAIT
-    while not _waiting_for_lock() and time.monotonic() < deadline:
+    while not waiting_for_lock() and time.monotonic() < deadline:
         time.sleep(0.01)  # polling PostgreSQL for the waiter, not waiting for time to pass
-    assert _waiting_for_lock(), "the second request never waited for the lock"
+    assert waiting_for_lock(), "the second request never waited for the lock"
     hold.release.set()
     holder.join(WAIT)
     waiter.join(WAIT)

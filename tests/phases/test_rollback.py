@@ -24,7 +24,7 @@ from phases.models import Checkpoint, Incident, RampStep, RolloutPlan
 from phases.services.rollback import restore_point, safe_point_observe
 from rollout_control.core.actors import Actor
 from tests.phases.conftest import SYSTEM, verify_safe_point
-from tests.test_lost_updates import LOCK_WAIT_TIMEOUT, _HoldAfterLock, _waiting_for_lock
+from tests.races import LOCK_WAIT_TIMEOUT, HoldAfterLock, waiting_for_lock
 
 START = datetime(2026, 3, 2, 10, 0, tzinfo=UTC)  # Monday, after the 9:00 step hour
 PERSON = Actor.system("rita")  # stands for a person: what matters is source="manual"
@@ -419,8 +419,8 @@ def test_preview__per_flag_before_after_and_known_users_and_organisations_losing
 # --- races: a ramp step or a rollback never undoes a person's change ---------------------------
 
 
-def _person_holding_lock(change: Any) -> tuple[threading.Thread, _HoldAfterLock, list]:
-    hold, errors = _HoldAfterLock(), []
+def _person_holding_lock(change: Any) -> tuple[threading.Thread, HoldAfterLock, list]:
+    hold, errors = HoldAfterLock(), []
 
     def run() -> None:
         try:
@@ -437,7 +437,7 @@ def _person_holding_lock(change: Any) -> tuple[threading.Thread, _HoldAfterLock,
     return thread, hold, errors
 
 
-def _while_waiting(hold: _HoldAfterLock, automatic: Any) -> threading.Thread:
+def _while_waiting(hold: HoldAfterLock, automatic: Any) -> threading.Thread:
     errors: list = []
 
     def run() -> None:
@@ -451,9 +451,9 @@ def _while_waiting(hold: _HoldAfterLock, automatic: Any) -> threading.Thread:
     thread = threading.Thread(target=run)
     thread.start()
     deadline = time.monotonic() + LOCK_WAIT_TIMEOUT
-    while not _waiting_for_lock() and time.monotonic() < deadline:
+    while not waiting_for_lock() and time.monotonic() < deadline:
         time.sleep(0.01)  # polling PostgreSQL for the waiter, not waiting for time to pass
-    assert _waiting_for_lock(), "the automatic action did not wait for the person's lock"
+    assert waiting_for_lock(), "the automatic action did not wait for the person's lock"
     hold.release.set()
     thread.errors = errors  # type: ignore[attr-defined]
     return thread
@@ -584,3 +584,29 @@ def test_restart_after_off_rollback__rollback_kill_switch_released_persons_kept(
 def _flag(key: str) -> str:
     flag_services.flag_create(key=key, actor=SYSTEM)
     return key
+
+
+@pytest.mark.django_db
+def test_check_guardrails__one_plan_cannot_be_observed__the_next_plan_still_held(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from phases.services import guardrails as guardrail_services
+
+    pause = ERROR_GUARDRAIL | {"action": "pause", "failures_to_act": 9}
+    first = _one_flag_plan("f", guardrails=[pause])
+    second = _one_flag_plan("g", guardrails=[pause])
+    services.plan_activate(plan=first, actor=SYSTEM, now=START)
+    services.plan_activate(plan=second, actor=SYSTEM, now=START)
+    real = guardrail_services.safe_point_observe
+
+    def broken_for_second(*, plan: RolloutPlan, **kwargs: Any) -> Any:
+        if plan.pk == second.pk:  # plans run newest first: this one comes before `first`
+            raise RuntimeError("lock timeout")
+        return real(plan=plan, **kwargs)
+
+    monkeypatch.setattr(guardrail_services, "safe_point_observe", broken_for_second)
+    with time_machine.travel(START, tick=False) as clock:
+        _minutes(clock, 1, errors=500)  # both failing: both must hold their ramps
+    first.refresh_from_db()
+    assert first.held_reason  # observed and held although the plan before it failed
+    assert first.checkpoints.filter(kind="observed").exists() is False  # failing: nothing to vouch
