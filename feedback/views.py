@@ -38,14 +38,10 @@ from feedback.models import FeedbackEvent, FeedbackItem, FeedbackSource, Feedbac
 from feedback.selectors import OPEN, UNASSIGNED
 from rollout_control.core.actors import Actor
 from rollout_control.core.exceptions import DomainError
-from rollout_control.core.roles import RELEASE_MANAGER, SUPPORT, user_has_role
+from rollout_control.core.roles import is_reader, is_release_manager
 
 PAGE_SIZE = 50
 View = Callable[..., HttpResponse]
-
-
-def _is_release_manager(request: HttpRequest) -> bool:
-    return user_has_role(request.user, RELEASE_MANAGER)
 
 
 def staff_required(view: View) -> View:
@@ -53,7 +49,7 @@ def staff_required(view: View) -> View:
 
     @wraps(view)
     def wrapper(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
-        if not (user_has_role(request.user, SUPPORT) or _is_release_manager(request)):
+        if not is_reader(request):
             raise PermissionDenied("The feedback queue is for support staff and release managers.")
         return view(request, *args, **kwargs)
 
@@ -287,7 +283,7 @@ def detail(request: HttpRequest, pk: int) -> HttpResponse:
             "priority_form": PriorityForm(initial={"priority": item.priority}),
             "comment_form": CommentForm(),
             "assignees": selectors.filter_options().assignees,
-            "is_release_manager": _is_release_manager(request),
+            "is_release_manager": is_release_manager(request),
         },
     )
 
@@ -386,7 +382,7 @@ def request_exclusion(request: HttpRequest, pk: int) -> HttpResponse:
 @require_POST
 @staff_required
 def exclude_unit(request: HttpRequest, pk: int) -> HttpResponse:
-    if not _is_release_manager(request):
+    if not is_release_manager(request):
         raise PermissionDenied("Only release managers change flags.")
     return _act(
         request,

@@ -25,6 +25,7 @@ from flags.exceptions import (
 )
 from flags.exposure import Exposure, exposure_of
 from flags.models import MAX_BASIS_POINTS, Cohort, CohortMember, Flag, FlagCohortRule
+from flags.percentages import as_percentage, to_basis_points
 from rollout_control.core.actors import Actor
 from rollout_control.core.services import audit_record, check_version, config_version_bump
 
@@ -50,22 +51,6 @@ def on_flag_changed(listener: FlagListener) -> None:
 class CohortRuleInput:
     cohort: str
     percentage: Decimal
-
-
-def to_basis_points(percentage: Decimal | int, *, field: str) -> int:
-    value = Decimal(percentage)
-    if not value.is_finite() or value < 0 or value > 100:
-        raise InvalidFlagChange("Must be a number from 0 to 100.", field=field)
-    points = value * 100
-    if points != points.to_integral_value():
-        raise InvalidFlagChange("At most two decimal places.", field=field)
-    return int(points)
-
-
-def as_percentage(basis_points: int) -> int | float:
-    """Basis points as a JSON number with at most two decimals (12.5, 33.33, 100)."""
-    whole, rest = divmod(basis_points, 100)
-    return whole if rest == 0 else float(Decimal(basis_points) / 100)
 
 
 def _rules(flag: Flag) -> Any:
@@ -122,7 +107,7 @@ def _apply_flag_fields(flag: Flag, fields: dict[str, Any]) -> list[CohortRuleInp
         flag.tier = fields["tier"]
     if "rollout_percentage" in fields:
         flag.basis_points = to_basis_points(
-            fields["rollout_percentage"], field="rollout_percentage"
+            fields["rollout_percentage"], field="rollout_percentage", error=InvalidFlagChange
         )
     if "excluded_units" in fields:
         flag.excluded_units = sorted({str(unit) for unit in fields["excluded_units"]})
@@ -152,7 +137,9 @@ def _replace_rules(flag: Flag, rules: Sequence[CohortRuleInput]) -> None:
             raise InvalidFlagChange(
                 f"Unknown cohort {rule.cohort!r}.", field=f"cohort_rules[{position}].cohort"
             )
-        points = to_basis_points(rule.percentage, field=f"cohort_rules[{position}].percentage")
+        points = to_basis_points(
+            rule.percentage, field=f"cohort_rules[{position}].percentage", error=InvalidFlagChange
+        )
         built.append(
             FlagCohortRule(
                 flag=flag, cohort=cohorts[rule.cohort], position=position, basis_points=points
@@ -353,7 +340,7 @@ def flag_set_percentage(
     return flag_set_rule_percentage(
         key=key,
         cohort=None,
-        basis_points=to_basis_points(percentage, field="percentage"),
+        basis_points=to_basis_points(percentage, field="percentage", error=InvalidFlagChange),
         actor=actor,
         reason=reason,
         source=source,

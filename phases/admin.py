@@ -42,7 +42,7 @@ from phases.models import (
 )
 from rollout_control.core.actors import Actor
 from rollout_control.core.exceptions import DomainError
-from rollout_control.core.roles import RELEASE_MANAGER, SUPPORT, user_has_role
+from rollout_control.core.roles import is_reader, is_release_manager
 
 COMPARATORS = dict(GateCriterion.Comparator.choices)
 VERDICTS = {
@@ -53,20 +53,14 @@ VERDICTS = {
 }
 
 
-def _manager(request: HttpRequest) -> bool:
-    return user_has_role(request.user, RELEASE_MANAGER)
-
-
-def _reader(request: HttpRequest) -> bool:
-    return _manager(request) or user_has_role(request.user, SUPPORT)
 
 
 class _RoleReadable:
     def has_module_permission(self, request: HttpRequest) -> bool:
-        return _reader(request) or super().has_module_permission(request)
+        return is_reader(request) or super().has_module_permission(request)
 
     def has_view_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return _reader(request) or super().has_view_permission(request, obj)
+        return is_reader(request) or super().has_view_permission(request, obj)
 
 
 class _ReadOnly(_RoleReadable):
@@ -227,7 +221,7 @@ class RolloutPlanAdmin(_RoleReadable, admin.ModelAdmin):
         return plan.is_held
 
     def has_add_permission(self, request: HttpRequest) -> bool:
-        return _manager(request) or super().has_add_permission(request)
+        return is_release_manager(request) or super().has_add_permission(request)
 
     def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return False  # a plan's settings have no update service; it changes through actions
@@ -236,7 +230,7 @@ class RolloutPlanAdmin(_RoleReadable, admin.ModelAdmin):
         return False  # plans end (complete, rolled back); their history stays readable
 
     def has_release_permission(self, request: HttpRequest) -> bool:
-        return _manager(request)
+        return is_release_manager(request)
 
     def change_view(
         self,
@@ -493,7 +487,7 @@ class PhaseAdmin(_ReadOnly, admin.ModelAdmin):
             "phase": phase,
             "plan": phase.plan,
             "is_active": phase.status == Phase.Status.ACTIVE,
-            "can_decide": _manager(request),
+            "can_decide": is_release_manager(request),
             **extra,
         }
 
@@ -552,7 +546,7 @@ class PhaseAdmin(_ReadOnly, admin.ModelAdmin):
         """GO / NO-GO / ROLLBACK: the gate page's button posts the kind, this page asks for the
         comment (and override reason), and only its confirm button decides."""
         phase = self._phase(request, object_id)
-        if not _manager(request):
+        if not is_release_manager(request):
             raise PermissionDenied("Only a release manager can decide a gate.")
         form = DecisionForm(request.POST if request.method == "POST" else None)
         if not form.is_valid():

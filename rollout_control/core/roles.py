@@ -1,6 +1,7 @@
 """Dashboard roles are Django groups, created by a data migration."""
 
 from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
+from django.http import HttpRequest
 
 RELEASE_MANAGER = "release_manager"
 SUPPORT = "support"
@@ -18,3 +19,13 @@ def user_has_role(user: AbstractBaseUser | AnonymousUser | None, role: str) -> b
         names = frozenset(user.groups.values_list("name", flat=True))
         user._role_names = names
     return role in names
+
+
+def is_release_manager(request: HttpRequest) -> bool:
+    """The one page-level role check: may this person take release actions?"""
+    return user_has_role(request.user, RELEASE_MANAGER)
+
+
+def is_reader(request: HttpRequest) -> bool:
+    """May this person read plans, flags and feedback (release managers and support staff)?"""
+    return is_release_manager(request) or user_has_role(request.user, SUPPORT)

@@ -12,17 +12,9 @@ from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
 from django.urls import reverse
 
-from rollout_control.core.roles import RELEASE_MANAGER, SUPPORT, user_has_role
+from rollout_control.core.roles import is_reader, is_release_manager
 
 View = Callable[..., HttpResponse]
-
-
-def is_release_manager(request: HttpRequest) -> bool:
-    return user_has_role(request.user, RELEASE_MANAGER)
-
-
-def is_reader(request: HttpRequest) -> bool:
-    return is_release_manager(request) or user_has_role(request.user, SUPPORT)
 
 
 def _not_logged_in(request: HttpRequest) -> HttpResponse:

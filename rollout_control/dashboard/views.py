@@ -13,6 +13,7 @@ from django.utils import timezone
 from django.views.decorators.http import require_GET, require_POST
 
 from flags import services as flag_services
+from flags.percentages import to_basis_points
 from flags.selectors import cohort_list
 from phases import services as phase_services
 from phases.models import ChecklistItem, Decision, Phase, RolloutPlan
@@ -385,7 +386,7 @@ def flag_percentage(request: HttpRequest, key: str) -> HttpResponse:
         flag_services.flag_set_rule_percentage(
             key=key,
             cohort=cohort,
-            basis_points=flag_services.to_basis_points(percentage, field="percentage"),
+            basis_points=to_basis_points(percentage, field="percentage"),
             actor=actor,
             reason=data["reason"],
             base_version=data["version"],
